@@ -1,0 +1,80 @@
+# hostlo: `make` builds build/hostlo; `make test`, `make demo` (root) run against the real kernel.
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
+
+BUILD    := build
+CC       ?= gcc
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+TRIPLET  := $(shell $(CC) -dumpmachine 2>/dev/null)
+VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"'
+LDLIBS   := -lbpf -ljson-c -lelf -lz
+BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET)
+
+USER_SRC := $(filter-out user/main.c,$(wildcard user/*.c))
+USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
+HEADERS  := $(wildcard include/*.h user/*.h)
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' $(1) $(2);
+endif
+
+.PHONY: all deps test unit integration demo clean
+
+all: deps $(BUILD)/hostlo
+
+# Installs missing build packages (scripts/deps.sh) only when a tool or header is absent.
+deps:
+	$(Q)command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && \
+	  test -f /usr/include/bpf/libbpf.h && test -f /usr/include/json-c/json.h && \
+	  test -f /usr/include/cmocka.h && test -f /usr/include/gelf.h || bash scripts/deps.sh
+
+$(BUILD):
+	$(Q)mkdir -p $@
+
+$(BUILD)/hostlo.bpf.o: bpf/hostlo.bpf.c include/hostlo.h | $(BUILD)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPFFLAGS) -c $< -o $@
+
+$(BUILD)/hostlo.skel.h: $(BUILD)/hostlo.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name hostlo_bpf > $@
+
+$(BUILD)/%.o: user/%.c $(HEADERS) $(BUILD)/hostlo.skel.h | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/hostlo: $(BUILD)/main.o $(USER_OBJ)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+# Unit tests: pure parsing and resolution code, no root needed.
+UNIT_BIN := $(BUILD)/unit_tests
+$(UNIT_BIN): tests/unit/unit_tests.c $(USER_OBJ)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -Iuser $^ $(LDLIBS) -lcmocka -o $@
+
+$(BUILD)/sockprobe: tests/sockprobe.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+unit: deps $(UNIT_BIN)
+	$(Q)$(UNIT_BIN)
+
+# The README's test command. Needs root: real cgroups, netns and BPF.
+test: deps $(BUILD)/hostlo $(UNIT_BIN) $(BUILD)/sockprobe
+	$(Q)bash tests/run.sh
+
+demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe
+	$(Q)bash scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD)

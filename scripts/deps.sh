@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian/Ubuntu package hostlo's build, demo and tests need; safe to run again.
+set -euo pipefail
+
+PKGS=(
+  make gcc clang llvm pkg-config          # build
+  libbpf-dev bpftool libelf-dev zlib1g-dev # BPF object, skeleton, loader
+  libjson-c-dev                           # JSON output
+  libcmocka-dev                           # unit tests
+  iproute2 util-linux procps              # demo and tests: netns, veth, setpriv
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then exec sudo "$0" "$@"; fi
+  echo "hostlo: deps: missing packages (${missing[*]}): run as root" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

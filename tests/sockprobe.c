@@ -1,0 +1,152 @@
+/* sockprobe.c: the "application" of the tests: real sockets, and what they see, printed one per line.
+ *
+ *   sockprobe serve ADDR PORT REPLY SECONDS   listen; answer every client with REPLY; stop after SECONDS
+ *   sockprobe connect ADDR PORT [COUNT]       connect COUNT times; print "peer=A:P got=REPLY" or
+ *                                             "error=ERRNO_NAME"; exit 1 on any failure
+ *   sockprobe bind ADDR PORT SECONDS          bind+listen; print "local=A:P", answer one client "bound"
+ *
+ * A line "ready" on stdout means the listener is up. Addresses print as A:P or [A6]:P.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int parse(const char *addr, const char *port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((unsigned short)atoi(port));
+		*len = sizeof(*a4);
+		return AF_INET;
+	}
+	if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((unsigned short)atoi(port));
+		*len = sizeof(*a6);
+		return AF_INET6;
+	}
+	fprintf(stderr, "sockprobe: bad address %s\n", addr);
+	exit(2);
+}
+
+static const char *fmt(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)ss;
+
+		inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+	} else {
+		const struct sockaddr_in6 *s = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+	}
+	return buf;
+}
+
+static void timeouts(int fd)
+{
+	struct timeval tv = { .tv_sec = 3 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static int listener(const char *addr, const char *port)
+{
+	struct sockaddr_storage ss, local;
+	socklen_t len, llen = sizeof(local);
+	int one = 1, fd = socket(parse(addr, port, &ss, &len), SOCK_STREAM, 0);
+	char buf[80];
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 128)) {
+		printf("error=%s\n", strerrorname_np(errno));
+		exit(1);
+	}
+	getsockname(fd, (struct sockaddr *)&local, &llen);
+	printf("local=%s\nready\n", fmt(&local, buf, sizeof(buf)));
+	fflush(stdout);
+	return fd;
+}
+
+/* Serves until the deadline; each client gets one line. */
+static int serve(int fd, const char *reply, int seconds, int max_clients)
+{
+	time_t end = time(NULL) + seconds;
+
+	for (int served = 0; served != max_clients && time(NULL) < end;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		int c = accept(fd, NULL, NULL);
+
+		if (c < 0)
+			continue;
+		timeouts(c);
+		if (write(c, reply, strlen(reply)) < 0 || write(c, "\n", 1) < 0)
+			perror("sockprobe: write");
+		close(c);
+		served++;
+	}
+	return 0;
+}
+
+static int do_connect(const char *addr, const char *port, int count)
+{
+	int failed = 0;
+
+	for (int i = 0; i < count; i++) {
+		struct sockaddr_storage ss, peer;
+		socklen_t len, plen = sizeof(peer);
+		char got[128] = "", buf[80];
+		int fd = socket(parse(addr, port, &ss, &len), SOCK_STREAM, 0);
+		ssize_t n;
+
+		timeouts(fd);
+		if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+			printf("error=%s\n", strerrorname_np(errno));
+			failed = 1;
+			close(fd);
+			continue;
+		}
+		getpeername(fd, (struct sockaddr *)&peer, &plen);
+		n = read(fd, got, sizeof(got) - 1);
+		got[n > 0 ? n : 0] = '\0';
+		got[strcspn(got, "\n")] = '\0';
+		printf("peer=%s got=%s\n", fmt(&peer, buf, sizeof(buf)), got);
+		close(fd);
+	}
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (argc == 6 && strcmp(argv[1], "serve") == 0)
+		return serve(listener(argv[2], argv[3]), argv[4], atoi(argv[5]), -1);
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0)
+		return do_connect(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 1);
+	if (argc == 5 && strcmp(argv[1], "bind") == 0)
+		return serve(listener(argv[2], argv[3]), "bound", atoi(argv[4]), 1);
+	fprintf(stderr, "usage: sockprobe serve ADDR PORT REPLY SECONDS | connect ADDR PORT [COUNT] | "
+			"bind ADDR PORT SECONDS\n");
+	return 2;
+}

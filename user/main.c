@@ -1,0 +1,559 @@
+/* main.c: the hostlo command line: one do_<command> per verb, dispatched from a table. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include "cgtree.h"
+#include "report.h"
+#include "rules.h"
+#include "state.h"
+#include "target.h"
+#include "util.h"
+
+#ifndef HOSTLO_VERSION
+#define HOSTLO_VERSION "unknown"
+#endif
+
+#define MIN_KERNEL_MAJOR 5
+#define MIN_KERNEL_MINOR 10
+
+static const char usage_text[] =
+"Usage: hostlo COMMAND [OPTIONS]\n"
+"\n"
+"  hostlo attach  TARGET RULE... [--dry-run] [-j]\n"
+"  hostlo detach  TARGET | --all\n"
+"  hostlo list    [-j]\n"
+"  hostlo stats   [TARGET] [-j]\n"
+"  hostlo version\n"
+"  hostlo help | --help | COMMAND --help\n"
+"\n"
+"TARGET  --cgroup PATH   a cgroup v2 directory: a path under the cgroup2 mount\n"
+"                        (/sys/fs/cgroup/unified/docker/ID) or as /proc/PID/cgroup names it,\n"
+"                        relative to the cgroup2 root (/docker/ID or docker/ID)\n"
+"        --pid PID       the cgroup v2 cgroup of process PID\n"
+"RULE    --connect [tcp:]PORT[-PORT][=ADDR[:PORT]]\n"
+"                        connects to 127.0.0.1, ::1 or ::ffff:127.0.0.1 on PORT (or the range)\n"
+"                        go to ADDR (IPv4) instead, on the same port or from :PORT on. Without\n"
+"                        =ADDR: the default IPv4 gateway of the target's network namespace,\n"
+"                        read from a process in the cgroup\n"
+"        --bind PORT[-PORT][=ADDR]\n"
+"                        binds to 127.0.0.1 on those ports become binds to ADDR (default\n"
+"                        0.0.0.0); binds to ::1 on those ports become binds to ::\n"
+"OPTIONS -j, --json      print JSON\n"
+"        --dry-run       resolve and print the plan, attach nothing\n"
+"        --all           (detach) remove every attachment and everything hostlo pinned\n"
+"        -v, --verbose   more detail on errors (the libbpf and verifier log)\n"
+"\n"
+"attach sets the cgroup's complete rule set: attaching again replaces it atomically. The\n"
+"programs and rules are pinned in bpffs (/sys/fs/bpf/hostlo, or $HOSTLO_BPFFS/hostlo) and stay\n"
+"after hostlo exits; they cover the cgroup and every cgroup below it. stats has one row per\n"
+"calling process's own cgroup (one per container when attached at their parent).\n"
+"\n"
+"EXAMPLES\n"
+"  hostlo attach --cgroup /docker --connect 5432 --bind 3000\n"
+"  hostlo attach --pid 4242 --connect 8000-8010=198.18.0.1 --connect 6380=198.18.0.1:6379\n"
+"  hostlo stats -j\n"
+"  hostlo detach --cgroup /docker\n"
+"\n"
+"Exit status: 0 success, 1 the request could not be carried out, 2 malformed command line.\n";
+
+static void usage_error(const char *fmt, const char *arg)
+{
+	fputs("hostlo: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fputs(" (see 'hostlo --help')\n", stderr);
+}
+
+struct opts {
+	const char *cgroup, *pid;
+	struct ruleset rules;
+	bool json, dry_run, all, help;
+};
+
+enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL };
+
+/* Parses one command's options; allowed lists which of them the command takes. Returns 0 or 2. */
+static int parse_opts(const char *cmd, int argc, char **argv, const char *allowed, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "cgroup", required_argument, NULL, OPT_CGROUP },
+		{ "pid", required_argument, NULL, OPT_PID },
+		{ "connect", required_argument, NULL, OPT_CONNECT },
+		{ "bind", required_argument, NULL, OPT_BIND },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "all", no_argument, NULL, OPT_ALL },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char err[ERRLEN];
+	int c, idx;
+
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:jvh", longopts, &idx)) != -1) {
+		const char *name = c >= 256 ? longopts[c - 256].name : NULL;
+		char flag[2] = { (char)c, 0 };
+		struct rule r;
+
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+
+			usage_error(c == '?' ? "%s: unknown option" : "%s: missing argument", bad);
+			return EXIT_USAGE;
+		}
+		if (!strstr(allowed, name ? name : flag)) {
+			fprintf(stderr, "hostlo: %s: %s%s is not an option of %s (see 'hostlo %s --help')\n", cmd,
+				name ? "--" : "-", name ? name : flag, cmd, cmd);
+			return EXIT_USAGE;
+		}
+		switch (c) {
+		case OPT_CGROUP:
+		case OPT_PID:
+			if (o->cgroup || o->pid) {
+				fprintf(stderr, "hostlo: %s: give one TARGET (--cgroup or --pid), not two\n", cmd);
+				return EXIT_USAGE;
+			}
+			*(c == OPT_CGROUP ? &o->cgroup : &o->pid) = optarg;
+			break;
+		case OPT_CONNECT:
+		case OPT_BIND:
+			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
+			    ruleset_add(&o->rules, &r, err)) {
+				errorf("%s", err);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_DRY_RUN: o->dry_run = true; break;
+		case OPT_ALL: o->all = true; break;
+		case 'j': o->json = true; break;
+		case 'v': verbose++; break;
+		case 'h': o->help = true; break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "hostlo: %s: unexpected argument '%s' (see 'hostlo %s --help')\n", cmd, argv[optind], cmd);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int kernel_supported(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return 1; /* cannot tell: let the kernel answer */
+	if (major > MIN_KERNEL_MAJOR || (major == MIN_KERNEL_MAJOR && minor >= MIN_KERNEL_MINOR))
+		return 1;
+	errorf("kernel %s: too old, hostlo needs Linux %d.%d or newer (cgroup bpf_link, sized inner maps)",
+	       u.release, MIN_KERNEL_MAJOR, MIN_KERNEL_MINOR);
+	return 0;
+}
+
+/* Bit n of CapEff; checked up front so the error names the missing capability. */
+static bool has_cap(int cap)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return true; /* cannot tell: let the kernel answer */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	fclose(f);
+	return eff & (1ULL << cap);
+}
+
+static int check_privileges(const char *cmd, bool mount_needed)
+{
+	enum { CAP_NET_ADMIN_ = 12, CAP_SYS_ADMIN_ = 21, CAP_BPF_ = 39 };
+	const char *missing = NULL;
+
+	if (!has_cap(CAP_BPF_) && !has_cap(CAP_SYS_ADMIN_))
+		missing = "CAP_BPF (or CAP_SYS_ADMIN)";
+	else if (!has_cap(CAP_NET_ADMIN_))
+		missing = "CAP_NET_ADMIN";
+	else if (mount_needed && !has_cap(CAP_SYS_ADMIN_))
+		missing = "CAP_SYS_ADMIN";
+	if (!missing)
+		return 0;
+	errorf("%s: permission denied: missing %s (run as root, or with CAP_BPF + CAP_NET_ADMIN + CAP_SYS_ADMIN)",
+	       cmd, missing);
+	return -1;
+}
+
+/* Resolves --cgroup/--pid. Returns 0, or an exit status. */
+static int resolve_target(const struct opts *o, char *mnt, size_t mlen, struct cgroup *cg)
+{
+	char err[ERRLEN];
+
+	if (cgroup2_mount(&real_sysenv, mnt, mlen, err) ||
+	    (o->cgroup ? cgroup_from_path(&real_sysenv, mnt, o->cgroup, cg, err) :
+			 cgroup_from_pid(&real_sysenv, mnt, o->pid, cg, err))) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* Opens the pinned state and removes what vanished cgroups or crashed runs left. */
+static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, struct cgtree *tree)
+{
+	char err[ERRLEN];
+
+	if (state_open(st, mode, err) || cgtree_load(tree, mnt, err) ||
+	    state_gc(st, tree, mode == OPEN_CREATE, err)) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
+{
+	char err[ERRLEN], rule[128];
+	uint32_t gw = 0;
+	int pid = 0;
+
+	for (int i = 0; i < rs->n; i++) {
+		struct rule *r = &rs->r[i];
+
+		if (r->has_addr)
+			continue;
+		if (!pid) {
+			pid = cgroup_some_pid(cg->path);
+			if (!pid) {
+				rule_format(r, rule, sizeof(rule));
+				errorf("%s: cgroup %s has no process to read the gateway from; give %s=ADDR", rule,
+				       cg->rel, rule);
+				return EXIT_FAIL;
+			}
+			if (default_gateway(&real_sysenv, pid, &gw, err)) {
+				errorf("%s", err);
+				return EXIT_FAIL;
+			}
+		}
+		r->addr = gw;
+		r->has_addr = true;
+	}
+	return 0;
+}
+
+static int do_attach(int argc, char **argv)
+{
+	struct attachment a = { 0 };
+	struct cgtree tree = { 0 };
+	struct state st = { .lock_fd = -1 };
+	char mnt[PATH_MAX], err[ERRLEN], rules[4096];
+	struct cgroup cg;
+	struct opts o;
+	int ret;
+
+	ret = parse_opts("attach", argc, argv, "cgroup pid connect bind dry-run j v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (!o.cgroup && !o.pid) {
+		usage_error("attach: %s", "missing TARGET (--cgroup PATH or --pid PID)");
+		return EXIT_USAGE;
+	}
+	if (!o.rules.n) {
+		usage_error("attach: %s", "missing RULE (--connect or --bind)");
+		return EXIT_USAGE;
+	}
+	if ((ret = resolve_target(&o, mnt, sizeof(mnt), &cg)))
+		return ret;
+	if (cg.level == 0) {
+		errorf("attach: refusing the cgroup2 root: it holds every process on the host; name a container's cgroup or its parent");
+		return EXIT_FAIL;
+	}
+	if ((ret = fill_gateways(&o.rules, &cg)))
+		return ret;
+	a.id = cg.id;
+	a.rel = cg.rel;
+	a.rules = o.rules;
+	ruleset_text(&o.rules, rules, sizeof(rules));
+	if (o.dry_run) {
+		if (o.json) {
+			json_object *j = attachment_json(&a);
+
+			json_object_object_add(j, "dry_run", json_object_new_boolean(1));
+			print_json(j);
+			json_object_put(j);
+		} else {
+			printf("would attach %s (cgroup id %llu): %s\n", cg.rel, (unsigned long long)cg.id, rules);
+		}
+		return 0;
+	}
+	if (!kernel_supported() || check_privileges("attach", true))
+		return EXIT_FAIL;
+	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree);
+	if (!ret && state_attach(&st, &cg, &o.rules, err)) {
+		errorf("%s", err);
+		ret = EXIT_FAIL;
+	}
+	if (!ret) {
+		if (o.json) {
+			json_object *j = attachment_json(&a);
+
+			print_json(j);
+			json_object_put(j);
+		} else {
+			printf("attached %s (cgroup id %llu): %s\n", cg.rel, (unsigned long long)cg.id, rules);
+		}
+	}
+	cgtree_free(&tree);
+	state_close(&st);
+	return ret;
+}
+
+static int do_detach(int argc, char **argv)
+{
+	struct state st = { .lock_fd = -1 };
+	struct cgtree tree = { 0 };
+	char mnt[PATH_MAX], err[ERRLEN];
+	struct cgroup cg;
+	struct opts o;
+	int ret;
+
+	ret = parse_opts("detach", argc, argv, "cgroup pid all j v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (o.all == !!(o.cgroup || o.pid)) {
+		usage_error("detach: %s", "give either TARGET (--cgroup PATH or --pid PID) or --all");
+		return EXIT_USAGE;
+	}
+	if (check_privileges("detach", false))
+		return EXIT_FAIL;
+	if (o.all) {
+		if (state_open(&st, OPEN_LOCK_ONLY, err)) {
+			errorf("%s", err);
+			return EXIT_FAIL;
+		}
+		state_detach_all(&st);
+		state_close(&st);
+		printf("detached everything\n");
+		return 0;
+	}
+	if ((ret = resolve_target(&o, mnt, sizeof(mnt), &cg)))
+		return ret;
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree);
+	if (!ret) {
+		switch (state_detach(&st, cg.id, &tree, err)) {
+		case 0:
+			printf("detached %s\n", cg.rel);
+			break;
+		case 1:
+			errorf("detach %s: not attached", cg.rel);
+			ret = EXIT_FAIL;
+			break;
+		default:
+			errorf("%s", err);
+			ret = EXIT_FAIL;
+		}
+	}
+	cgtree_free(&tree);
+	state_close(&st);
+	return ret;
+}
+
+static const char *name_of(const struct cgtree *tree, uint64_t id)
+{
+	const struct cgnode *n = cgtree_find(tree, id);
+
+	return n ? n->rel : "(gone)";
+}
+
+static int do_list(int argc, char **argv)
+{
+	struct state st = { .lock_fd = -1 };
+	struct attachment *a = NULL;
+	struct cgtree tree = { 0 };
+	char mnt[PATH_MAX], err[ERRLEN];
+	uint64_t *ids = NULL;
+	struct opts o;
+	size_t n = 0;
+	int ret;
+
+	ret = parse_opts("list", argc, argv, "j v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (check_privileges("list", false))
+		return EXIT_FAIL;
+	if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err)) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree);
+	if (!ret && state_attached(&st, &ids, &n, err)) {
+		errorf("%s", err);
+		ret = EXIT_FAIL;
+	}
+	if (!ret) {
+		a = calloc(n ? n : 1, sizeof(*a));
+		for (size_t i = 0; a && i < n && !ret; i++) {
+			a[i].id = ids[i];
+			a[i].rel = name_of(&tree, ids[i]);
+			if (state_rules(&st, ids[i], &a[i].rules, err)) {
+				errorf("%s", err);
+				ret = EXIT_FAIL;
+			}
+		}
+		if (!ret)
+			print_list(a, n, o.json);
+	}
+	free(a);
+	free(ids);
+	cgtree_free(&tree);
+	state_close(&st);
+	return ret;
+}
+
+static int line_cmp(const void *x, const void *y)
+{
+	const struct stat_line *a = x, *b = y;
+	int c = strcmp(a->rel, b->rel);
+
+	return c ? c : strcmp(a->attach_rel, b->attach_rel);
+}
+
+/* A row belongs to TARGET when the caller's cgroup is TARGET or below it, or TARGET is attached. */
+static bool in_target(const struct stat_line *l, const struct cgroup *cg)
+{
+	size_t n = strlen(cg->rel);
+
+	return l->row.attach_id == cg->id || l->row.cgroup_id == cg->id ||
+	       (strncmp(l->rel, cg->rel, n) == 0 && (l->rel[n] == '/' || n == 1));
+}
+
+static int do_stats(int argc, char **argv)
+{
+	struct state st = { .lock_fd = -1 };
+	struct stats_row *rows = NULL;
+	struct stat_line *lines = NULL;
+	struct cgtree tree = { 0 };
+	char mnt[PATH_MAX], err[ERRLEN];
+	struct cgroup cg;
+	size_t n = 0, m = 0;
+	struct opts o;
+	int ret;
+
+	ret = parse_opts("stats", argc, argv, "cgroup pid j v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (check_privileges("stats", false))
+		return EXIT_FAIL;
+	if (o.cgroup || o.pid)
+		ret = resolve_target(&o, mnt, sizeof(mnt), &cg);
+	else if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err))
+		errorf("%s", err), ret = EXIT_FAIL;
+	if (ret)
+		return ret;
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree);
+	if (!ret && state_stats(&st, &rows, &n, err)) {
+		errorf("%s", err);
+		ret = EXIT_FAIL;
+	}
+	if (!ret) {
+		lines = calloc(n ? n : 1, sizeof(*lines));
+		for (size_t i = 0; lines && i < n; i++) {
+			struct stat_line l = {
+				.rel = name_of(&tree, rows[i].cgroup_id),
+				.attach_rel = name_of(&tree, rows[i].attach_id),
+				.row = rows[i],
+			};
+
+			if (!(o.cgroup || o.pid) || in_target(&l, &cg))
+				lines[m++] = l;
+		}
+		qsort(lines, m, sizeof(*lines), line_cmp);
+		print_stats(lines, m, o.json);
+	}
+	free(lines);
+	free(rows);
+	cgtree_free(&tree);
+	state_close(&st);
+	return ret;
+}
+
+static int do_version(int argc, char **argv)
+{
+	struct opts o;
+	int ret = parse_opts("version", argc, argv, "j v h", &o);
+
+	if (ret)
+		return ret;
+	if (o.json) {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "version", json_object_new_string(HOSTLO_VERSION));
+		json_object_object_add(j, "abi", json_object_new_int(HOSTLO_ABI_VERSION));
+		json_object_object_add(j, "libbpf", json_object_new_string(libbpf_version_string()));
+		print_json(j);
+		json_object_put(j);
+	} else {
+		printf("hostlo %s (BPF ABI %d, libbpf %s)\n", HOSTLO_VERSION, HOSTLO_ABI_VERSION,
+		       libbpf_version_string());
+	}
+	return 0;
+}
+
+static int do_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fputs(usage_text, stdout);
+	return 0;
+}
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "attach", do_attach },
+	{ "detach", do_detach },
+	{ "list", do_list },
+	{ "stats", do_stats },
+	{ "version", do_version },
+	{ "help", do_help },
+};
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	/* setuid would hand kernel-wide redirection to whoever runs the binary */
+	if (getuid() != geteuid() || getgid() != getegid()) {
+		errorf("refusing to run setuid or setgid");
+		return EXIT_FAIL;
+	}
+	while (argc > 1 && (strcmp(argv[1], "-v") == 0 || strcmp(argv[1], "--verbose") == 0)) {
+		verbose++;
+		argv++;
+		argc--;
+	}
+	if (argc < 2) {
+		usage_error("%s", "missing COMMAND");
+		return EXIT_USAGE;
+	}
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+		return do_help(0, NULL);
+	if (strcmp(cmd, "--version") == 0)
+		cmd = "version";
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	usage_error("%s: unknown command", cmd);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,136 @@
+/* report.c: list and stats output; the text table and the JSON come from the same rows. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+#include "report.h"
+
+static const char *const counter_names[HOSTLO_CNT_USED] = {
+	[HOSTLO_CNT_CONNECT_REDIRECTED] = "connect_redirected",
+	[HOSTLO_CNT_BIND_REWRITTEN] = "bind_rewritten",
+};
+
+static json_object *rule_json(const struct rule *r)
+{
+	json_object *o = json_object_new_object();
+	char buf[128], addr[INET_ADDRSTRLEN] = "";
+
+	rule_format(r, buf, sizeof(buf));
+	json_object_object_add(o, "rule", json_object_new_string(buf));
+	json_object_object_add(o, "kind", json_object_new_string(r->kind == RULE_CONNECT ? "connect" : "bind"));
+	if (r->kind == RULE_CONNECT)
+		json_object_object_add(o, "proto", json_object_new_string("tcp"));
+	json_object_object_add(o, "port_min", json_object_new_int(r->port_min));
+	json_object_object_add(o, "port_max", json_object_new_int(r->port_max));
+	if (r->has_addr)
+		inet_ntop(AF_INET, &r->addr, addr, sizeof(addr));
+	json_object_object_add(o, "addr", r->has_addr ? json_object_new_string(addr) : NULL);
+	if (r->kind == RULE_CONNECT)
+		json_object_object_add(o, "to_port_min", json_object_new_int(r->to_port ? r->to_port : r->port_min));
+	return o;
+}
+
+json_object *ruleset_json(const struct ruleset *rs)
+{
+	json_object *a = json_object_new_array();
+
+	for (int i = 0; i < rs->n; i++)
+		json_object_array_add(a, rule_json(&rs->r[i]));
+	return a;
+}
+
+void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < rs->n && n < len; i++) {
+		char one[128];
+
+		rule_format(&rs->r[i], one, sizeof(one));
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "", one);
+	}
+}
+
+void print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+					      JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+json_object *attachment_json(const struct attachment *a)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "cgroup", json_object_new_string(a->rel));
+	json_object_object_add(o, "cgroup_id", json_object_new_uint64(a->id));
+	json_object_object_add(o, "rules", ruleset_json(&a->rules));
+	return o;
+}
+
+void print_list(const struct attachment *a, size_t n, bool json)
+{
+	if (json) {
+		json_object *arr = json_object_new_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_object_array_add(arr, attachment_json(&a[i]));
+		print_json(arr);
+		json_object_put(arr);
+		return;
+	}
+	if (!n) {
+		puts("nothing attached");
+		return;
+	}
+	printf("%-40s %-10s %s\n", "CGROUP", "ID", "RULES");
+	for (size_t i = 0; i < n; i++) {
+		char rules[4096];
+
+		ruleset_text(&a[i].rules, rules, sizeof(rules));
+		printf("%-40s %-10llu %s\n", a[i].rel, (unsigned long long)a[i].id, rules);
+	}
+}
+
+void print_stats(const struct stat_line *l, size_t n, bool json)
+{
+	if (json) {
+		json_object *arr = json_object_new_array();
+
+		for (size_t i = 0; i < n; i++) {
+			json_object *o = json_object_new_object();
+
+			json_object_object_add(o, "cgroup", json_object_new_string(l[i].rel));
+			json_object_object_add(o, "cgroup_id", json_object_new_uint64(l[i].row.cgroup_id));
+			json_object_object_add(o, "attached_cgroup", json_object_new_string(l[i].attach_rel));
+			json_object_object_add(o, "attached_cgroup_id", json_object_new_uint64(l[i].row.attach_id));
+			for (int c = 0; c < HOSTLO_CNT_USED; c++)
+				json_object_object_add(o, counter_names[c], json_object_new_uint64(l[i].row.count[c]));
+			json_object_array_add(arr, o);
+		}
+		print_json(arr);
+		json_object_put(arr);
+		return;
+	}
+	if (!n) {
+		puts("no counters (nothing attached, or no matching call yet)");
+		return;
+	}
+	printf("%-40s %-24s", "CGROUP", "ATTACHED AT");
+	for (int c = 0; c < HOSTLO_CNT_USED; c++) {
+		char up[32];
+
+		for (size_t k = 0; k <= strlen(counter_names[c]); k++)
+			up[k] = (char)(counter_names[c][k] >= 'a' && counter_names[c][k] <= 'z' ?
+				       counter_names[c][k] - 32 : counter_names[c][k]);
+		printf(" %18s", up);
+	}
+	putchar('\n');
+	for (size_t i = 0; i < n; i++) {
+		printf("%-40s %-24s", l[i].rel, l[i].attach_rel);
+		for (int c = 0; c < HOSTLO_CNT_USED; c++)
+			printf(" %18llu", (unsigned long long)l[i].row.count[c]);
+		putchar('\n');
+	}
+}

@@ -1,0 +1,29 @@
+/* report.h: what list and stats print, as text tables or JSON. */
+#ifndef HOSTLO_REPORT_H
+#define HOSTLO_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <json-c/json.h>
+#include "rules.h"
+#include "state.h"
+
+struct attachment {
+	uint64_t id;
+	const char *rel;
+	struct ruleset rules;
+};
+
+struct stat_line {
+	const char *rel, *attach_rel;
+	struct stats_row row;
+};
+
+json_object *ruleset_json(const struct ruleset *rs);
+json_object *attachment_json(const struct attachment *a);
+void ruleset_text(const struct ruleset *rs, char *buf, size_t len);
+void print_json(json_object *o);
+void print_list(const struct attachment *a, size_t n, bool json);
+void print_stats(const struct stat_line *l, size_t n, bool json);
+
+#endif

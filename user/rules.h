@@ -1,0 +1,46 @@
+/* rules.h: parsing, checking and (de)serialising --connect/--bind rules; pure, no kernel access. */
+#ifndef HOSTLO_RULES_H
+#define HOSTLO_RULES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "hostlo.h"
+
+#define MAX_RULES 256
+
+enum rule_kind { RULE_CONNECT, RULE_BIND };
+
+struct rule {
+	enum rule_kind kind;
+	uint16_t port_min, port_max;  /* host order, inclusive */
+	bool has_addr;                /* connect without =ADDR: the target's gateway, filled in later */
+	uint32_t addr;                /* network order */
+	uint16_t to_port;             /* host order: first port of the target range, 0 = same ports */
+};
+
+struct ruleset {
+	int n;
+	struct rule r[MAX_RULES];
+};
+
+/* Each returns 0, or -1 with a message naming the bad token in err (ERRLEN bytes). */
+int parse_connect(const char *arg, struct rule *out, char *err);
+int parse_bind(const char *arg, struct rule *out, char *err);
+/* Adds a rule, refusing a port that another rule of the same kind already covers. */
+int ruleset_add(struct ruleset *rs, const struct rule *r, char *err);
+
+/* "--connect tcp:5432=198.18.0.1" or "--bind 3000=0.0.0.0": the canonical, re-parseable form. */
+void rule_format(const struct rule *r, char *buf, size_t len);
+const char *rule_option(const struct rule *r);  /* "--connect" or "--bind" */
+void rule_ports(const struct rule *r, char *buf, size_t len); /* "tcp:5432" or "3000-3010" */
+void rule_target(const struct rule *r, char *buf, size_t len); /* "198.18.0.1:5432" */
+
+/* Number of per-port map entries the rule set expands to. */
+size_t ruleset_entries(const struct ruleset *rs);
+/* Fills keys/vals (ruleset_entries() each). Every connect rule must have its address by now. */
+void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, struct hostlo_rule_val *vals);
+/* Rebuilds rules from map entries (any order), merging runs of ports into ranges. */
+int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
+		     struct ruleset *rs, char *err);
+
+#endif

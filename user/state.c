@@ -1,0 +1,764 @@
+/* state.c: creates, opens, changes and removes hostlo's pinned programs, maps and cgroup links. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "hostlo.skel.h"
+#include "state.h"
+#include "util.h"
+
+const char *const hook_names[NR_HOOKS] = { "connect4", "connect6", "bind4", "bind6" };
+static const enum bpf_attach_type hook_types[NR_HOOKS] = {
+	BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_INET4_BIND, BPF_CGROUP_INET6_BIND,
+};
+static const char *const map_names[] = { "rules", "stats", "config" };
+#define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
+#define LOCK_WAIT_S 30
+
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (!verbose || (level == LIBBPF_DEBUG && verbose < 2))
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int *map_fd(struct state *st, int i)
+{
+	int *fds[] = { &st->rules_fd, &st->stats_fd, &st->config_fd };
+
+	return fds[i];
+}
+
+static void close_fds(struct state *st)
+{
+	for (int i = 0; i < 3; i++) {
+		if (*map_fd(st, i) >= 0)
+			close(*map_fd(st, i));
+		*map_fd(st, i) = -1;
+	}
+	for (int i = 0; i < NR_HOOKS; i++) {
+		if (st->prog_fd[i] >= 0)
+			close(st->prog_fd[i]);
+		st->prog_fd[i] = -1;
+	}
+	st->present = false;
+}
+
+static bool is_bpffs(const char *path)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 && sf.f_type == BPF_FS_MAGIC;
+}
+
+/* Unlinks every pin in dir and dir itself; pins hold the only references, so the kernel frees them. */
+static void remove_tree(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char p[PATH_MAX + NAME_MAX + 2];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (de->d_type == DT_DIR)
+			remove_tree(p);
+		else
+			unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+/* Links first, so no program stays attached after its rules are gone; then the shared objects. */
+static void teardown(struct state *st)
+{
+	char links[PATH_MAX];
+
+	close_fds(st);
+	snprintf(links, sizeof(links), "%s/links", st->dir);
+	remove_tree(links);
+	remove_tree(st->dir);
+}
+
+static int take_lock(struct state *st, char *err)
+{
+	st->lock_fd = open(st->bpffs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->lock_fd < 0)
+		return fail(err, "lock %s: %s", st->bpffs, strerror(errno));
+	for (int waited = 0; flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0; waited++) {
+		if (errno != EWOULDBLOCK)
+			return fail(err, "lock %s: %s", st->bpffs, strerror(errno));
+		if (waited == LOCK_WAIT_S * 10)
+			return fail(err, "lock %s: another hostlo has held it for %d s", st->bpffs, LOCK_WAIT_S);
+		usleep(100 * 1000);
+	}
+	return 0;
+}
+
+static int mount_bpffs(const char *path, char *err)
+{
+	if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		return fail(err, "bpffs %s: cannot create: %s", path, strerror(errno));
+	if (mount("bpf", path, "bpf", 0, "mode=0700") != 0)
+		return fail(err, "bpffs %s: cannot mount: %s%s", path, strerror(errno),
+			    errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
+	return 0;
+}
+
+static int open_pinned(struct state *st, char *err)
+{
+	char p[PATH_MAX];
+	struct hostlo_config cfg;
+	__u32 zero = 0;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", st->dir, map_names[i]);
+		*map_fd(st, i) = bpf_obj_get(p);
+		if (*map_fd(st, i) < 0)
+			return -errno;
+	}
+	for (int i = 0; i < NR_HOOKS; i++) {
+		snprintf(p, sizeof(p), "%s/%s", st->dir, hook_names[i]);
+		st->prog_fd[i] = bpf_obj_get(p);
+		if (st->prog_fd[i] < 0)
+			return -errno;
+	}
+	if (bpf_map_lookup_elem(st->config_fd, &zero, &cfg) != 0)
+		return -errno;
+	if (cfg.abi_version != HOSTLO_ABI_VERSION) {
+		fail(err, "bpffs %s: pinned by a hostlo with ABI %u, this one has ABI %u: detach --all with that build first",
+		     st->dir, cfg.abi_version, HOSTLO_ABI_VERSION);
+		return -EPROTO;
+	}
+	st->present = true;
+	return 0;
+}
+
+static int pin_fd(int fd, const char *dir, const char *name, char *err)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	if (bpf_obj_pin(fd, p) != 0)
+		return fail(err, "pin %s: %s", p, strerror(errno));
+	return 0;
+}
+
+/*
+ * Loads the object once and pins it in a private directory that is renamed into place: other
+ * hostlo runs see either no state or a complete one, never a half-pinned set.
+ */
+static int create_pinned(struct state *st, char *err)
+{
+	struct hostlo_config cfg = { .abi_version = HOSTLO_ABI_VERSION };
+	char tmp[BPFFS_PATH_MAX + 32], links[BPFFS_PATH_MAX + 40];
+	struct hostlo_bpf *skel;
+	__u32 zero = 0;
+	int ret = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%d", st->bpffs, (int)getpid());
+	snprintf(links, sizeof(links), "%s/links", tmp);
+	if (mkdir(tmp, 0700) != 0 || mkdir(links, 0700) != 0) {
+		fail(err, "bpffs %s: %s", tmp, strerror(errno));
+		remove_tree(tmp);
+		return -1;
+	}
+	skel = hostlo_bpf__open();
+	if (!skel) {
+		fail(err, "load BPF object: %s", strerror(errno));
+		goto out;
+	}
+	if (hostlo_bpf__load(skel) != 0) {
+		int e = errno;
+
+		fail(err, "load BPF programs: %s%s", strerror(e),
+		     e == EPERM ? " (needs CAP_BPF or CAP_SYS_ADMIN, and CAP_NET_ADMIN)" :
+		     verbose ? "" : " (run with -v for the verifier log)");
+		goto out;
+	}
+	if (bpf_map_update_elem(bpf_map__fd(skel->maps.hostlo_config), &zero, &cfg, BPF_ANY) != 0) {
+		fail(err, "init config map: %s", strerror(errno));
+		goto out;
+	}
+	struct bpf_program *progs[NR_HOOKS] = {
+		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
+		skel->progs.hostlo_bind4, skel->progs.hostlo_bind6,
+	};
+	struct bpf_map *maps[] = { skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config };
+
+	for (int i = 0; i < 3; i++)
+		if (pin_fd(bpf_map__fd(maps[i]), tmp, map_names[i], err))
+			goto out;
+	for (int i = 0; i < NR_HOOKS; i++)
+		if (pin_fd(bpf_program__fd(progs[i]), tmp, hook_names[i], err))
+			goto out;
+	if (rename(tmp, st->dir) != 0) {
+		fail(err, "bpffs %s: %s", st->dir, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret)
+		remove_tree(tmp);
+	hostlo_bpf__destroy(skel);
+	return ret;
+}
+
+/* A crashed run can leave its private directory behind; nothing in it was ever in use. */
+static void remove_stale_tmp(struct state *st)
+{
+	DIR *d = opendir(st->bpffs);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char p[PATH_MAX];
+
+		if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", st->bpffs, de->d_name);
+		remove_tree(p);
+	}
+	closedir(d);
+}
+
+int state_open(struct state *st, enum open_mode mode, char *err)
+{
+	bool create = mode == OPEN_CREATE;
+	const char *env = getenv("HOSTLO_BPFFS");
+	struct stat sb;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	st->lock_fd = -1;
+	close_fds(st);
+	if (env && strlen(env) >= sizeof(st->bpffs))
+		return fail(err, "HOSTLO_BPFFS: path too long");
+	snprintf(st->bpffs, sizeof(st->bpffs), "%s", env && env[0] ? env : "/sys/fs/bpf");
+	snprintf(st->dir, sizeof(st->dir), "%s/hostlo", st->bpffs);
+	libbpf_set_print(libbpf_log);
+
+	if (!is_bpffs(st->bpffs)) {
+		if (!create)
+			return 0; /* no bpffs: nothing of hostlo can exist */
+		if (mount_bpffs(st->bpffs, err))
+			return -1;
+	}
+	if (take_lock(st, err))
+		return -1;
+	remove_stale_tmp(st);
+	if (mode == OPEN_LOCK_ONLY)
+		return 0;
+	if (stat(st->dir, &sb) != 0) {
+		if (!create)
+			return 0;
+		if (create_pinned(st, err))
+			return -1;
+	}
+	ret = open_pinned(st, err);
+	if (ret == -EPROTO)
+		return -1;
+	if (ret < 0) {
+		/* an incomplete directory is what a crash in teardown leaves: finish the teardown */
+		teardown(st);
+		if (!create)
+			return 0;
+		if (create_pinned(st, err))
+			return -1;
+		ret = open_pinned(st, err);
+		if (ret < 0)
+			return ret == -EPROTO ? -1 : fail(err, "bpffs %s: %s", st->dir, strerror(-ret));
+	}
+	return 0;
+}
+
+void state_close(struct state *st)
+{
+	close_fds(st);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd); /* releases the lock */
+	st->lock_fd = -1;
+}
+
+static void link_path(const struct state *st, uint64_t id, int hook, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/links/%llu-%s", st->dir, (unsigned long long)id, hook_names[hook]);
+}
+
+static __u32 fd_prog_id(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
+/* A pinned link is kept only if it still attaches our program to this very cgroup. */
+static bool link_ok(const struct state *st, uint64_t id, int hook)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	char p[PATH_MAX];
+	bool ok;
+	int fd;
+
+	link_path(st, id, hook, p, sizeof(p));
+	fd = bpf_obj_get(p);
+	if (fd < 0)
+		return false;
+	ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_CGROUP &&
+	     info.cgroup.cgroup_id == id && info.cgroup.attach_type == hook_types[hook] &&
+	     info.prog_id == fd_prog_id(st->prog_fd[hook]);
+	close(fd);
+	return ok;
+}
+
+static void unpin_links(const struct state *st, uint64_t id)
+{
+	char p[PATH_MAX];
+
+	for (int h = 0; h < NR_HOOKS; h++) {
+		link_path(st, id, h, p, sizeof(p));
+		unlink(p);
+	}
+}
+
+static int read_config(struct state *st, struct hostlo_config *cfg, char *err)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(st->config_fd, &zero, cfg) != 0)
+		return fail(err, "read config map: %s", strerror(errno));
+	return 0;
+}
+
+static int write_config(struct state *st, const struct hostlo_config *cfg, char *err)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(st->config_fd, &zero, cfg, BPF_ANY) != 0)
+		return fail(err, "update config map: %s", strerror(errno));
+	return 0;
+}
+
+static int collect_keys(int fd, size_t key_size, void **keys, size_t *n, char *err)
+{
+	char cur[64], next[64];
+	void *prev = NULL;
+	size_t cap = 0;
+
+	*keys = NULL;
+	*n = 0;
+	while (bpf_map_get_next_key(fd, prev, next) == 0) {
+		if (*n == cap) {
+			void *k = realloc(*keys, (cap = cap ? cap * 2 : 64) * key_size);
+
+			if (!k) {
+				free(*keys);
+				*keys = NULL;
+				return fail(err, "out of memory");
+			}
+			*keys = k;
+		}
+		memcpy((char *)*keys + *n * key_size, next, key_size);
+		(*n)++;
+		memcpy(cur, next, key_size);
+		prev = cur;
+	}
+	return 0;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return *x < *y ? -1 : *x > *y;
+}
+
+int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err)
+{
+	void *keys;
+
+	*ids = NULL;
+	*n = 0;
+	if (!st->present)
+		return 0;
+	if (collect_keys(st->rules_fd, sizeof(uint64_t), &keys, n, err))
+		return -1;
+	*ids = keys;
+	if (*n)
+		qsort(*ids, *n, sizeof(**ids), u64_cmp);
+	return 0;
+}
+
+static size_t count_attached(struct state *st)
+{
+	uint64_t *ids;
+	size_t n;
+	char err[ERRLEN];
+
+	if (state_attached(st, &ids, &n, err))
+		return 1; /* unknown: keep the shared objects */
+	free(ids);
+	return n;
+}
+
+/* Builds a rules map sized to exactly its entries (a small rule set costs little kernel memory). */
+static int make_rules_map(const struct ruleset *rs, char *err)
+{
+	size_t n = ruleset_entries(rs);
+	struct hostlo_rule_key *keys = calloc(n ? n : 1, sizeof(*keys));
+	struct hostlo_rule_val *vals = calloc(n ? n : 1, sizeof(*vals));
+	__u32 count = (__u32)n;
+	int fd = -1;
+
+	if (!keys || !vals) {
+		fail(err, "rules: out of memory");
+		goto out;
+	}
+	if (n > HOSTLO_MAX_RULE_ENTRIES) {
+		fail(err, "rules: %zu ports in all, at most %d", n, HOSTLO_MAX_RULE_ENTRIES);
+		goto out;
+	}
+	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "hostlo_cg_rules", sizeof(*keys), sizeof(*vals),
+			    n ? (__u32)n : 1, NULL);
+	if (fd < 0) {
+		fail(err, "create rules map: %s", strerror(errno));
+		goto out;
+	}
+	ruleset_expand(rs, keys, vals);
+	if (n && bpf_map_update_batch(fd, keys, vals, &count, NULL) != 0) {
+		fail(err, "fill rules map: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+out:
+	free(keys);
+	free(vals);
+	return fd;
+}
+
+int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
+{
+	struct hostlo_config cfg, saved_cfg;
+	bool created[NR_HOOKS] = { false };
+	int rules_fd, cg_fd = -1, old_rules_fd = -1, ret = -1;
+	__u64 id = cg->id;
+	__u32 old_inner_id;
+	char p[PATH_MAX], scratch[ERRLEN];
+
+	if (cg->level < 1 || cg->level > HOSTLO_MAX_LEVEL)
+		return fail(err, "cgroup %s: cannot attach at level %d (1-%d)", cg->rel, cg->level, HOSTLO_MAX_LEVEL);
+	rules_fd = make_rules_map(rs, err);
+	if (rules_fd < 0)
+		return -1;
+	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg_fd < 0) {
+		fail(err, "cgroup %s: %s", cg->rel, strerror(errno));
+		goto out;
+	}
+	/* keep the previous rules, to put them back if this attach fails half-way */
+	if (bpf_map_lookup_elem(st->rules_fd, &id, &old_inner_id) == 0)
+		old_rules_fd = bpf_map_get_fd_by_id(old_inner_id);
+	if (read_config(st, &cfg, err))
+		goto out;
+	saved_cfg = cfg;
+
+	/* rules before programs: a program never runs for this cgroup without its rules */
+	if (bpf_map_update_elem(st->rules_fd, &id, &rules_fd, BPF_ANY) != 0) {
+		fail(err, "set rules of %s: %s%s", cg->rel, strerror(errno),
+		     errno == E2BIG ? " (too many attached cgroups)" : "");
+		goto out;
+	}
+	cfg.level_mask |= 1ULL << cg->level;
+	if ((__u32)cg->level > cfg.max_level)
+		cfg.max_level = (__u32)cg->level;
+	if (write_config(st, &cfg, err))
+		goto restore;
+
+	for (int h = 0; h < NR_HOOKS; h++) {
+		int link;
+
+		if (link_ok(st, id, h))
+			continue;
+		link_path(st, id, h, p, sizeof(p));
+		unlink(p); /* stale: its cgroup or program is gone */
+		link = bpf_link_create(st->prog_fd[h], cg_fd, hook_types[h], NULL);
+		if (link < 0) {
+			fail(err, "attach %s to %s: %s%s", hook_names[h], cg->rel, strerror(errno),
+			     errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+			goto restore;
+		}
+		/* an unpinned link dies with this process, so a crash here leaves nothing attached */
+		if (bpf_obj_pin(link, p) != 0) {
+			fail(err, "pin %s: %s", p, strerror(errno));
+			close(link);
+			goto restore;
+		}
+		created[h] = true;
+		close(link);
+	}
+	ret = 0;
+	goto out;
+
+restore:
+	for (int h = 0; h < NR_HOOKS; h++) {
+		if (created[h]) {
+			link_path(st, id, h, p, sizeof(p));
+			unlink(p);
+		}
+	}
+	if (old_rules_fd >= 0)
+		bpf_map_update_elem(st->rules_fd, &id, &old_rules_fd, BPF_ANY);
+	else
+		bpf_map_delete_elem(st->rules_fd, &id);
+	write_config(st, &saved_cfg, scratch); /* the first failure is the one to report */
+out:
+	if (ret && !count_attached(st))
+		teardown(st); /* nothing else uses the shared objects: leave nothing new pinned */
+	if (old_rules_fd >= 0)
+		close(old_rules_fd);
+	if (cg_fd >= 0)
+		close(cg_fd);
+	close(rules_fd);
+	return ret;
+}
+
+/* Drops the counter rows that match: of one attachment (attach_id), or of vanished cgroups. */
+static void drop_stats(struct state *st, uint64_t attach_id, const struct cgtree *tree)
+{
+	struct hostlo_stats_key *keys;
+	size_t n;
+	char err[ERRLEN];
+
+	if (collect_keys(st->stats_fd, sizeof(*keys), (void **)&keys, &n, err))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		bool drop = attach_id ? keys[i].attach_id == attach_id :
+			    !cgtree_find(tree, keys[i].cgroup_id) || bpf_map_lookup_elem(st->rules_fd,
+			    &keys[i].attach_id, &(__u32){ 0 }) != 0;
+		if (drop)
+			bpf_map_delete_elem(st->stats_fd, &keys[i]);
+	}
+	free(keys);
+}
+
+/* The level mask is a superset while detaching; recomputed here from the cgroups still attached. */
+static int recompute_config(struct state *st, const struct cgtree *tree, char *err)
+{
+	struct hostlo_config cfg;
+	uint64_t *ids;
+	size_t n;
+
+	if (read_config(st, &cfg, err) || state_attached(st, &ids, &n, err))
+		return -1;
+	cfg.level_mask = 0;
+	cfg.max_level = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct cgnode *node = cgtree_find(tree, ids[i]);
+		int level = node ? node->level : HOSTLO_MAX_LEVEL; /* unknown: keep it findable */
+
+		cfg.level_mask |= 1ULL << level;
+		if ((__u32)level > cfg.max_level)
+			cfg.max_level = (__u32)level;
+	}
+	free(ids);
+	return write_config(st, &cfg, err);
+}
+
+/* Links, then rules, then counters; the shared objects go with the last attachment. */
+static int detach_one(struct state *st, uint64_t id, const struct cgtree *tree, char *err)
+{
+	unpin_links(st, id);
+	if (bpf_map_delete_elem(st->rules_fd, &id) != 0 && errno != ENOENT)
+		return fail(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+	drop_stats(st, id, tree);
+	if (recompute_config(st, tree, err))
+		return -1;
+	if (!count_attached(st))
+		teardown(st);
+	return 0;
+}
+
+int state_detach(struct state *st, uint64_t id, const struct cgtree *tree, char *err)
+{
+	__u32 inner;
+
+	if (!st->present || bpf_map_lookup_elem(st->rules_fd, &id, &inner) != 0)
+		return 1;
+	return detach_one(st, id, tree, err) ? -1 : 0;
+}
+
+void state_detach_all(struct state *st)
+{
+	teardown(st);
+}
+
+/* Link pins are named "<cgroup id>-<hook>". */
+static int pinned_link_ids(struct state *st, uint64_t **ids, size_t *n)
+{
+	char links[PATH_MAX];
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+
+	*ids = NULL;
+	*n = 0;
+	snprintf(links, sizeof(links), "%s/links", st->dir);
+	d = opendir(links);
+	if (!d)
+		return 0;
+	while ((de = readdir(d))) {
+		unsigned long long id;
+		char hook[16];
+
+		if (sscanf(de->d_name, "%llu-%15s", &id, hook) != 2)
+			continue;
+		if (*n == cap) {
+			uint64_t *x = realloc(*ids, (cap = cap ? cap * 2 : 64) * sizeof(*x));
+
+			if (!x)
+				break;
+			*ids = x;
+		}
+		(*ids)[(*n)++] = id;
+	}
+	closedir(d);
+	return 0;
+}
+
+static bool fully_linked(const struct state *st, uint64_t id)
+{
+	for (int h = 0; h < NR_HOOKS; h++)
+		if (!link_ok(st, id, h))
+			return false;
+	return true;
+}
+
+int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char *err)
+{
+	uint64_t *ids, *linked;
+	size_t n, nl;
+	__u32 inner;
+
+	if (!st->present)
+		return 0;
+	if (state_attached(st, &ids, &n, err))
+		return -1;
+	/* gone cgroups, and attachments a crash left without all their links */
+	for (size_t i = 0; i < n; i++) {
+		if (cgtree_find(tree, ids[i]) && fully_linked(st, ids[i]))
+			continue;
+		unpin_links(st, ids[i]);
+		bpf_map_delete_elem(st->rules_fd, &ids[i]);
+		drop_stats(st, ids[i], tree);
+	}
+	free(ids);
+	/* links whose rules are gone: a crash between the two steps of a detach */
+	pinned_link_ids(st, &linked, &nl);
+	for (size_t i = 0; i < nl; i++)
+		if (bpf_map_lookup_elem(st->rules_fd, &linked[i], &inner) != 0)
+			unpin_links(st, linked[i]);
+	free(linked);
+	drop_stats(st, 0, tree);
+	if (recompute_config(st, tree, err))
+		return -1;
+	if (!keep_empty && !count_attached(st))
+		teardown(st);
+	return 0;
+}
+
+int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
+{
+	struct hostlo_rule_key *keys = NULL;
+	struct hostlo_rule_val *vals = NULL;
+	size_t n = 0;
+	__u32 inner_id;
+	int fd, ret = -1;
+
+	if (bpf_map_lookup_elem(st->rules_fd, &id, &inner_id) != 0)
+		return fail(err, "cgroup %llu: not attached", (unsigned long long)id);
+	fd = bpf_map_get_fd_by_id(inner_id);
+	if (fd < 0)
+		return fail(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+	if (collect_keys(fd, sizeof(*keys), (void **)&keys, &n, err))
+		goto out;
+	vals = calloc(n ? n : 1, sizeof(*vals));
+	if (!vals) {
+		fail(err, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (bpf_map_lookup_elem(fd, &keys[i], &vals[i]) != 0) {
+			fail(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+			goto out;
+		}
+	}
+	ret = ruleset_collapse(keys, vals, n, rs, err);
+out:
+	free(keys);
+	free(vals);
+	close(fd);
+	return ret;
+}
+
+int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct hostlo_stats_key *keys;
+	struct hostlo_stats_val *vals;
+
+	*rows = NULL;
+	*n = 0;
+	if (!st->present)
+		return 0;
+	if (ncpu < 1)
+		return fail(err, "stats: cannot count CPUs: %s", strerror(-ncpu));
+	if (collect_keys(st->stats_fd, sizeof(*keys), (void **)&keys, n, err))
+		return -1;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	*rows = calloc(*n ? *n : 1, sizeof(**rows));
+	if (!vals || !*rows) {
+		free(keys);
+		free(vals);
+		free(*rows);
+		*rows = NULL;
+		return fail(err, "out of memory");
+	}
+	size_t out = 0;
+
+	for (size_t i = 0; i < *n; i++) {
+		if (bpf_map_lookup_elem(st->stats_fd, &keys[i], vals) != 0)
+			continue; /* removed meanwhile */
+		struct stats_row *r = &(*rows)[out++];
+
+		r->cgroup_id = keys[i].cgroup_id;
+		r->attach_id = keys[i].attach_id;
+		for (int c = 0; c < ncpu; c++)
+			for (int k = 0; k < HOSTLO_CNT_USED; k++)
+				r->count[k] += vals[c].count[k];
+	}
+	*n = out;
+	free(keys);
+	free(vals);
+	return 0;
+}

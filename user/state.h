@@ -1,0 +1,56 @@
+/* state.h: hostlo's objects in the kernel and in bpffs: shared programs and maps, per-cgroup links. */
+#ifndef HOSTLO_STATE_H
+#define HOSTLO_STATE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include "cgtree.h"
+#include "hostlo.h"
+#include "rules.h"
+#include "target.h"
+
+#define NR_HOOKS 4
+#define BPFFS_PATH_MAX 1024 /* so every pin path below it fits in PATH_MAX */
+
+struct state {
+	char bpffs[BPFFS_PATH_MAX]; /* the bpffs mount: /sys/fs/bpf, or $HOSTLO_BPFFS */
+	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
+	int lock_fd;
+	bool present;           /* the pinned objects exist and are open */
+	int rules_fd, stats_fd, config_fd;
+	int prog_fd[NR_HOOKS];
+};
+
+struct stats_row {
+	uint64_t cgroup_id, attach_id;
+	uint64_t count[HOSTLO_CNT_USED];
+};
+
+extern const char *const hook_names[NR_HOOKS];
+
+enum open_mode {
+	OPEN_EXISTING,   /* open what is pinned, if anything */
+	OPEN_CREATE,     /* mount bpffs when needed, load and pin the shared objects if absent */
+	OPEN_LOCK_ONLY,  /* only take the lock: for removing whatever is there, whichever build pinned it */
+};
+
+/* Takes the lock (serialising every hostlo on this bpffs), then opens as mode says. */
+int state_open(struct state *st, enum open_mode mode, char *err);
+void state_close(struct state *st);
+
+/* Sets cg's complete rule set: a new attachment, or an atomic swap of an existing one's rules. */
+int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err);
+/* 0 when detached, 1 when cg was not attached, -1 on error. */
+int state_detach(struct state *st, uint64_t id, const struct cgtree *tree, char *err);
+void state_detach_all(struct state *st);
+/* Removes what belongs to cgroups that no longer exist and anything a crashed run left half-done. */
+int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char *err);
+
+/* Attached cgroup ids, sorted; caller frees. */
+int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);
+int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err);
+/* Counter rows summed over CPUs; caller frees. */
+int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err);
+
+#endif

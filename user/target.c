@@ -1,0 +1,282 @@
+/* target.c: resolves what the user names (a cgroup path, a pid) to a cgroup2 directory and id. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include "target.h"
+#include "util.h"
+
+static bool statfs_is_cgroup2(const char *path)
+{
+	struct statfs sf;
+
+	return statfs(path, &sf) == 0 && sf.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+const struct sysenv real_sysenv = {
+	.mountinfo = "/proc/self/mountinfo",
+	.proc = "/proc",
+	.is_cgroup2 = statfs_is_cgroup2,
+};
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
+		    r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * The first cgroup2 mount of the whole hierarchy (root "/"): /sys/fs/cgroup on pure v2 hosts,
+ * /sys/fs/cgroup/unified on hybrid ones. Never assumed, always read from mountinfo.
+ */
+int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
+{
+	FILE *f = fopen(env->mountinfo, "re");
+	char *line = NULL, fallback[PATH_MAX] = "";
+	size_t cap = 0;
+	int found = 0;
+
+	if (!f)
+		return fail(err, "cgroup2: cannot read %s: %s", env->mountinfo, strerror(errno));
+	while (!found && getline(&line, &cap, f) > 0) {
+		char root[PATH_MAX], point[PATH_MAX], *sep = strstr(line, " - "), fstype[64];
+
+		if (!sep || sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2 ||
+		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2") != 0)
+			continue;
+		unescape(point);
+		if (strcmp(root, "/") == 0) {
+			snprintf(mnt, len, "%s", point);
+			found = 1;
+		} else if (!fallback[0]) {
+			snprintf(fallback, sizeof(fallback), "%s", point);
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!found && fallback[0]) {
+		snprintf(mnt, len, "%s", fallback);
+		found = 1;
+	}
+	if (!found)
+		return fail(err, "cgroup2: no cgroup2 file system is mounted (see %s); hostlo needs cgroup v2",
+			    env->mountinfo);
+	return 0;
+}
+
+int cgroup_fill(const char *mnt, const char *path, struct cgroup *cg, char *err)
+{
+	size_t ml = strlen(mnt);
+	struct stat st;
+	const char *rest;
+
+	if (stat(path, &st) != 0)
+		return fail(err, "cgroup %s: %s", path, strerror(errno));
+	snprintf(cg->path, sizeof(cg->path), "%s", path);
+	rest = path + ml;
+	while (*rest == '/')
+		rest++;
+	snprintf(cg->rel, sizeof(cg->rel), "/%s", rest);
+	/* no trailing slash, so the form matches /proc/PID/cgroup */
+	for (size_t l = strlen(cg->rel); l > 1 && cg->rel[l - 1] == '/'; l--)
+		cg->rel[l - 1] = '\0';
+	cg->id = st.st_ino;
+	cg->level = 0;
+	for (const char *c = cg->rel; *c; c++)
+		if (*c == '/' && c[1] && c[1] != '/')
+			cg->level++;
+	return 0;
+}
+
+/* Removes "." and empty components and refuses "..", so a path cannot leave the cgroup2 tree. */
+static int normalise(const char *in, char *out, size_t len, const char *arg, char *err)
+{
+	char *copy = strdup(in), *save = NULL;
+	size_t n = 0;
+
+	if (!copy)
+		return fail(err, "cgroup %s: out of memory", arg);
+	out[0] = '\0';
+	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		if (strcmp(c, ".") == 0)
+			continue;
+		if (strcmp(c, "..") == 0) {
+			free(copy);
+			return fail(err, "cgroup %s: '..' is not allowed in a cgroup path", arg);
+		}
+		n += (size_t)snprintf(out + n, n < len ? len - n : 0, "/%s", c);
+	}
+	free(copy);
+	if (n >= len)
+		return fail(err, "cgroup %s: path too long", arg);
+	if (!n)
+		snprintf(out, len, "/");
+	return 0;
+}
+
+/*
+ * PATH is either a path in the file system (under the cgroup2 mount) or the kernel's own name of
+ * the cgroup, relative to the cgroup2 root: "/docker/ID" and "docker/ID" both mean MNT/docker/ID.
+ */
+int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err)
+{
+	char norm[PATH_MAX], joined[PATH_MAX * 2];
+	size_t ml = strlen(mnt);
+	struct stat st;
+
+	if (!arg[0])
+		return fail(err, "--cgroup: empty path");
+	if (normalise(arg, norm, sizeof(norm), arg, err))
+		return -1;
+	bool under_mnt = strncmp(norm, mnt, ml) == 0 && (norm[ml] == '/' || norm[ml] == '\0');
+
+	if (under_mnt)
+		snprintf(joined, sizeof(joined), "%s", norm);
+	else
+		snprintf(joined, sizeof(joined), "%s%s", strcmp(mnt, "/") ? mnt : "", norm);
+
+	if (stat(joined, &st) != 0) {
+		/* an existing directory outside cgroup2 deserves a better answer than "not found" */
+		if (arg[0] == '/' && stat(norm, &st) == 0)
+			return fail(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
+		return fail(err, "cgroup %s: no such cgroup (looked for %s)", arg, joined);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return fail(err, "cgroup %s: not a directory", arg);
+	if (!env->is_cgroup2(joined))
+		return fail(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
+	return cgroup_fill(mnt, joined, cg, err);
+}
+
+static int parse_pid(const char *s, int *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 4194304 || s[0] == '+' || s[0] == ' ')
+		return -1;
+	*pid = (int)v;
+	return 0;
+}
+
+int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err)
+{
+	char path[PATH_MAX], *line = NULL, rel[PATH_MAX] = "";
+	size_t cap = 0;
+	FILE *f;
+	int pid;
+
+	if (parse_pid(arg, &pid))
+		return fail(err, "--pid %s: not a process id", arg);
+	snprintf(path, sizeof(path), "%s/%d/cgroup", env->proc, pid);
+	f = fopen(path, "re");
+	if (!f)
+		return fail(err, "pid %d: %s", pid, errno == ENOENT ? "no such process" : strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(rel, sizeof(rel), "%s", line + 3);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!rel[0])
+		return fail(err, "pid %d: not in any cgroup v2 cgroup (no 0:: line in %s)", pid, path);
+	if (strstr(rel, " (deleted)"))
+		return fail(err, "pid %d: its cgroup %s was removed", pid, rel);
+	return cgroup_from_path(env, mnt, rel, cg, err);
+}
+
+/* /proc/PID/net/route is the routing table of PID's network namespace: no setns needed. */
+int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err)
+{
+	char path[PATH_MAX], *line = NULL;
+	unsigned best_metric = ~0u;
+	size_t cap = 0;
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%d/net/route", env->proc, pid);
+	f = fopen(path, "re");
+	if (!f)
+		return fail(err, "gateway: cannot read %s: %s", path, strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		unsigned dest, gate, flags, metric, mask;
+		char ifname[64];
+
+		/* Iface Destination Gateway Flags RefCnt Use Metric Mask ...; addresses in raw (network) order */
+		if (sscanf(line, "%63s %x %x %x %*d %*d %u %x", ifname, &dest, &gate, &flags, &metric, &mask) != 6)
+			continue;
+		if (dest != 0 || mask != 0 || !(flags & 0x2 /* RTF_GATEWAY */) || !(flags & 0x1 /* RTF_UP */))
+			continue;
+		if (!found || metric < best_metric) {
+			*gw = gate;
+			best_metric = metric;
+			found = 1;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!found)
+		return fail(err, "gateway: the network namespace of pid %d has no default IPv4 route; give --connect PORT=ADDR",
+			    pid);
+	return 0;
+}
+
+static int first_pid_in(const char *dir)
+{
+	char path[PATH_MAX];
+	int pid = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%d", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return pid;
+}
+
+int cgroup_some_pid(const char *path)
+{
+	int pid = first_pid_in(path);
+	struct dirent *de;
+	DIR *d;
+
+	if (pid)
+		return pid;
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (!pid && (de = readdir(d))) {
+		char child[PATH_MAX];
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
+		pid = cgroup_some_pid(child);
+	}
+	closedir(d);
+	return pid;
+}

@@ -1,0 +1,35 @@
+/* target.h: finding cgroup2, resolving --cgroup/--pid to a cgroup, and reading a netns's gateway. */
+#ifndef HOSTLO_TARGET_H
+#define HOSTLO_TARGET_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Where resolution looks; unit tests point these at a fake tree. */
+struct sysenv {
+	const char *mountinfo;                 /* /proc/self/mountinfo */
+	const char *proc;                      /* /proc */
+	bool (*is_cgroup2)(const char *path);  /* statfs() says cgroup2 */
+};
+extern const struct sysenv real_sysenv;
+
+struct cgroup {
+	char path[PATH_MAX];   /* absolute filesystem path */
+	char rel[PATH_MAX];    /* as the kernel names it: relative to the cgroup2 root, "/" for the root */
+	uint64_t id;           /* cgroup id: the directory's inode number */
+	int level;             /* 0 for the root, 1 for /docker, ... */
+};
+
+/* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
+int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err);
+int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err);
+int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *pid, struct cgroup *cg, char *err);
+/* The default IPv4 gateway (network order) in the network namespace of process pid. */
+int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err);
+/* Some process in the cgroup or, failing that, in its descendants; 0 when there is none. */
+int cgroup_some_pid(const char *path);
+/* Fills cg from an absolute path under mnt; rel is computed from mnt. */
+int cgroup_fill(const char *mnt, const char *path, struct cgroup *cg, char *err);
+
+#endif

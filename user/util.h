@@ -1,0 +1,23 @@
+/* util.h: error reporting and exit codes shared by every part of the loader. */
+#ifndef HOSTLO_UTIL_H
+#define HOSTLO_UTIL_H
+
+#include <stddef.h>
+
+enum {
+	EXIT_OK = 0,
+	EXIT_FAIL = 1,    /* a well-formed request that cannot be carried out */
+	EXIT_USAGE = 2,   /* a malformed command line */
+};
+
+/* Room for one error line; parsers fill it, the CLI prints it as "hostlo: <msg>". */
+#define ERRLEN 512
+
+/* Prints "hostlo: <fmt>" as one line on stderr. */
+void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats into an ERRLEN buffer; returns -1 so callers can `return fail(err, ...)`. */
+int fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+extern int verbose;
+
+#endif
