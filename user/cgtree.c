@@ -86,11 +86,11 @@ int cgtree_load(struct cgtree *t, const char *mnt, char *err)
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
 			close(fd);
-		return fail(err, "cgroup2: cannot open %s: %s", mnt, strerror(errno));
+		return seterr(err, "cgroup2: cannot open %s: %s", mnt, strerror(errno));
 	}
 	if (add(t, st.st_ino, 0, "/") || walk(t, fd, rel, sizeof(rel), 0)) {
 		cgtree_free(t);
-		return fail(err, "cgroup2: out of memory while reading %s", mnt);
+		return seterr(err, "cgroup2: out of memory while reading %s", mnt);
 	}
 	qsort(t->nodes, t->n, sizeof(*t->nodes), node_cmp);
 	return 0;

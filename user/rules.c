@@ -13,16 +13,16 @@ static int parse_port(const char *s, size_t len, uint16_t *out, const char *opt,
 	unsigned long v = 0;
 
 	if (len == 0)
-		return fail(err, "%s %s: missing port number", opt, arg);
+		return seterr(err, "%s %s: missing port number", opt, arg);
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9')
-			return fail(err, "%s %s: '%.*s' is not a port number", opt, arg, (int)len, s);
+			return seterr(err, "%s %s: '%.*s' is not a port number", opt, arg, (int)len, s);
 		v = v * 10 + (unsigned long)(s[i] - '0');
 		if (v > 65535)
 			break;
 	}
 	if (v < 1 || v > 65535)
-		return fail(err, "%s %s: port '%.*s' is out of range (1-65535)", opt, arg, (int)len, s);
+		return seterr(err, "%s %s: port '%.*s' is out of range (1-65535)", opt, arg, (int)len, s);
 	*out = (uint16_t)v;
 	return 0;
 }
@@ -41,7 +41,7 @@ static int parse_range(const char *s, size_t len, struct rule *r, const char *op
 	    parse_port(dash + 1, len - (size_t)(dash - s) - 1, &r->port_max, opt, arg, err))
 		return -1;
 	if (r->port_max < r->port_min)
-		return fail(err, "%s %s: range '%.*s' is reversed", opt, arg, (int)len, s);
+		return seterr(err, "%s %s: range '%.*s' is reversed", opt, arg, (int)len, s);
 	return 0;
 }
 
@@ -55,25 +55,25 @@ static int parse_addr(const char *s, size_t len, uint32_t *out, bool wildcard_ok
 	uint32_t h;
 
 	if (len == 0)
-		return fail(err, "%s %s: missing address after '='", opt, arg);
+		return seterr(err, "%s %s: missing address after '='", opt, arg);
 	if (len >= sizeof(buf))
-		return fail(err, "%s %s: '%.*s' is not an IPv4 address", opt, arg, (int)len, s);
+		return seterr(err, "%s %s: '%.*s' is not an IPv4 address", opt, arg, (int)len, s);
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	if (inet_pton(AF_INET, buf, &a) != 1) {
 		if (inet_pton(AF_INET6, buf, &a6) == 1)
-			return fail(err, "%s %s: '%s' is IPv6; targets are IPv4 (::1 callers reach them v4-mapped)",
+			return seterr(err, "%s %s: '%s' is IPv6; targets are IPv4 (::1 callers reach them v4-mapped)",
 				    opt, arg, buf);
-		return fail(err, "%s %s: '%s' is not an IPv4 address", opt, arg, buf);
+		return seterr(err, "%s %s: '%s' is not an IPv4 address", opt, arg, buf);
 	}
 	h = ntohl(a.s_addr);
 	if ((h >> 24) == 127)
-		return fail(err, "%s %s: '%s' is a loopback address: the rule would loop back to loopback",
+		return seterr(err, "%s %s: '%s' is a loopback address: the rule would loop back to loopback",
 			    opt, arg, buf);
 	if (h == 0 && !wildcard_ok)
-		return fail(err, "%s %s: '%s' is the wildcard address, not a host to connect to", opt, arg, buf);
+		return seterr(err, "%s %s: '%s' is the wildcard address, not a host to connect to", opt, arg, buf);
 	if ((h >> 28) == 14 || h == 0xffffffffu)
-		return fail(err, "%s %s: '%s' is a multicast or broadcast address", opt, arg, buf);
+		return seterr(err, "%s %s: '%s' is a multicast or broadcast address", opt, arg, buf);
 	*out = a.s_addr;
 	return 0;
 }
@@ -92,14 +92,17 @@ int parse_connect(const char *arg, struct rule *r, char *err)
 		if (plen == 3 && strncmp(p, "tcp", 3) == 0)
 			p = colon + 1;
 		else
-			return fail(err, "%s %s: unknown protocol '%.*s' (supported: tcp)", opt, arg, (int)plen, p);
+			return seterr(err, "%s %s: unknown protocol '%.*s' (supported: tcp)", opt, arg, (int)plen, p);
 	}
 	if (parse_range(p, eq ? (size_t)(eq - p) : strlen(p), r, opt, arg, err))
 		return -1;
 	if (!eq)
 		return 0;
 
-	const char *a = eq + 1, *pc = strchr(a, ':');
+	const char *a = eq + 1, *pc = strrchr(a, ':');
+
+	if (pc && (strchr(a, ':') != pc || a[0] == '['))
+		pc = NULL; /* an IPv6 address: let parse_addr say so */
 
 	if (parse_addr(a, pc ? (size_t)(pc - a) : strlen(a), &r->addr, false, opt, arg, err))
 		return -1;
@@ -108,7 +111,7 @@ int parse_connect(const char *arg, struct rule *r, char *err)
 		if (parse_port(pc + 1, strlen(pc + 1), &r->to_port, opt, arg, err))
 			return -1;
 		if ((unsigned)r->to_port + (r->port_max - r->port_min) > 65535)
-			return fail(err, "%s %s: target ports run past 65535", opt, arg);
+			return seterr(err, "%s %s: target ports run past 65535", opt, arg);
 	}
 	return 0;
 }
@@ -138,10 +141,10 @@ int ruleset_add(struct ruleset *rs, const struct rule *r, char *err)
 			continue;
 		rule_ports(r, a, sizeof(a));
 		rule_ports(o, b, sizeof(b));
-		return fail(err, "%s %s: overlaps %s %s", rule_option(r), a, rule_option(o), b);
+		return seterr(err, "%s %s: overlaps %s %s", rule_option(r), a, rule_option(o), b);
 	}
 	if (rs->n >= MAX_RULES)
-		return fail(err, "%s: too many rules (at most %d)", rule_option(r), MAX_RULES);
+		return seterr(err, "%s: too many rules (at most %d)", rule_option(r), MAX_RULES);
 	rs->r[rs->n++] = *r;
 	return 0;
 }
@@ -242,7 +245,7 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 	struct entry *e = calloc(n ? n : 1, sizeof(*e));
 
 	if (!e)
-		return fail(err, "rules: out of memory");
+		return seterr(err, "rules: out of memory");
 	for (size_t i = 0; i < n; i++) {
 		e[i].k = keys[i];
 		e[i].v = vals[i];
@@ -259,7 +262,7 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 		}
 		if (rs->n >= MAX_RULES) {
 			free(e);
-			return fail(err, "rules: more than %d rules in the kernel map", MAX_RULES);
+			return seterr(err, "rules: more than %d rules in the kernel map", MAX_RULES);
 		}
 		rs->r[rs->n++] = (struct rule){
 			.kind = kind, .port_min = e[i].k.port, .port_max = e[i].k.port, .has_addr = true,

@@ -102,12 +102,12 @@ static int take_lock(struct state *st, char *err)
 {
 	st->lock_fd = open(st->bpffs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (st->lock_fd < 0)
-		return fail(err, "lock %s: %s", st->bpffs, strerror(errno));
+		return seterr(err, "lock %s: %s", st->bpffs, strerror(errno));
 	for (int waited = 0; flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0; waited++) {
 		if (errno != EWOULDBLOCK)
-			return fail(err, "lock %s: %s", st->bpffs, strerror(errno));
+			return seterr(err, "lock %s: %s", st->bpffs, strerror(errno));
 		if (waited == LOCK_WAIT_S * 10)
-			return fail(err, "lock %s: another hostlo has held it for %d s", st->bpffs, LOCK_WAIT_S);
+			return seterr(err, "lock %s: another hostlo has held it for %d s", st->bpffs, LOCK_WAIT_S);
 		usleep(100 * 1000);
 	}
 	return 0;
@@ -116,9 +116,9 @@ static int take_lock(struct state *st, char *err)
 static int mount_bpffs(const char *path, char *err)
 {
 	if (mkdir(path, 0700) != 0 && errno != EEXIST)
-		return fail(err, "bpffs %s: cannot create: %s", path, strerror(errno));
+		return seterr(err, "bpffs %s: cannot create: %s", path, strerror(errno));
 	if (mount("bpf", path, "bpf", 0, "mode=0700") != 0)
-		return fail(err, "bpffs %s: cannot mount: %s%s", path, strerror(errno),
+		return seterr(err, "bpffs %s: cannot mount: %s%s", path, strerror(errno),
 			    errno == EPERM ? " (needs CAP_SYS_ADMIN)" : "");
 	return 0;
 }
@@ -144,7 +144,7 @@ static int open_pinned(struct state *st, char *err)
 	if (bpf_map_lookup_elem(st->config_fd, &zero, &cfg) != 0)
 		return -errno;
 	if (cfg.abi_version != HOSTLO_ABI_VERSION) {
-		fail(err, "bpffs %s: pinned by a hostlo with ABI %u, this one has ABI %u: detach --all with that build first",
+		seterr(err, "bpffs %s: pinned by a hostlo with ABI %u, this one has ABI %u: detach --all with that build first",
 		     st->dir, cfg.abi_version, HOSTLO_ABI_VERSION);
 		return -EPROTO;
 	}
@@ -158,7 +158,7 @@ static int pin_fd(int fd, const char *dir, const char *name, char *err)
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
 	if (bpf_obj_pin(fd, p) != 0)
-		return fail(err, "pin %s: %s", p, strerror(errno));
+		return seterr(err, "pin %s: %s", p, strerror(errno));
 	return 0;
 }
 
@@ -177,25 +177,25 @@ static int create_pinned(struct state *st, char *err)
 	snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "%d", st->bpffs, (int)getpid());
 	snprintf(links, sizeof(links), "%s/links", tmp);
 	if (mkdir(tmp, 0700) != 0 || mkdir(links, 0700) != 0) {
-		fail(err, "bpffs %s: %s", tmp, strerror(errno));
+		seterr(err, "bpffs %s: %s", tmp, strerror(errno));
 		remove_tree(tmp);
 		return -1;
 	}
 	skel = hostlo_bpf__open();
 	if (!skel) {
-		fail(err, "load BPF object: %s", strerror(errno));
+		seterr(err, "load BPF object: %s", strerror(errno));
 		goto out;
 	}
 	if (hostlo_bpf__load(skel) != 0) {
 		int e = errno;
 
-		fail(err, "load BPF programs: %s%s", strerror(e),
+		seterr(err, "load BPF programs: %s%s", strerror(e),
 		     e == EPERM ? " (needs CAP_BPF or CAP_SYS_ADMIN, and CAP_NET_ADMIN)" :
 		     verbose ? "" : " (run with -v for the verifier log)");
 		goto out;
 	}
 	if (bpf_map_update_elem(bpf_map__fd(skel->maps.hostlo_config), &zero, &cfg, BPF_ANY) != 0) {
-		fail(err, "init config map: %s", strerror(errno));
+		seterr(err, "init config map: %s", strerror(errno));
 		goto out;
 	}
 	struct bpf_program *progs[NR_HOOKS] = {
@@ -211,7 +211,7 @@ static int create_pinned(struct state *st, char *err)
 		if (pin_fd(bpf_program__fd(progs[i]), tmp, hook_names[i], err))
 			goto out;
 	if (rename(tmp, st->dir) != 0) {
-		fail(err, "bpffs %s: %s", st->dir, strerror(errno));
+		seterr(err, "bpffs %s: %s", st->dir, strerror(errno));
 		goto out;
 	}
 	ret = 0;
@@ -252,7 +252,7 @@ int state_open(struct state *st, enum open_mode mode, char *err)
 	st->lock_fd = -1;
 	close_fds(st);
 	if (env && strlen(env) >= sizeof(st->bpffs))
-		return fail(err, "HOSTLO_BPFFS: path too long");
+		return seterr(err, "HOSTLO_BPFFS: path too long");
 	snprintf(st->bpffs, sizeof(st->bpffs), "%s", env && env[0] ? env : "/sys/fs/bpf");
 	snprintf(st->dir, sizeof(st->dir), "%s/hostlo", st->bpffs);
 	libbpf_set_print(libbpf_log);
@@ -286,7 +286,7 @@ int state_open(struct state *st, enum open_mode mode, char *err)
 			return -1;
 		ret = open_pinned(st, err);
 		if (ret < 0)
-			return ret == -EPROTO ? -1 : fail(err, "bpffs %s: %s", st->dir, strerror(-ret));
+			return ret == -EPROTO ? -1 : seterr(err, "bpffs %s: %s", st->dir, strerror(-ret));
 	}
 	return 0;
 }
@@ -347,7 +347,7 @@ static int read_config(struct state *st, struct hostlo_config *cfg, char *err)
 	__u32 zero = 0;
 
 	if (bpf_map_lookup_elem(st->config_fd, &zero, cfg) != 0)
-		return fail(err, "read config map: %s", strerror(errno));
+		return seterr(err, "read config map: %s", strerror(errno));
 	return 0;
 }
 
@@ -356,7 +356,7 @@ static int write_config(struct state *st, const struct hostlo_config *cfg, char 
 	__u32 zero = 0;
 
 	if (bpf_map_update_elem(st->config_fd, &zero, cfg, BPF_ANY) != 0)
-		return fail(err, "update config map: %s", strerror(errno));
+		return seterr(err, "update config map: %s", strerror(errno));
 	return 0;
 }
 
@@ -375,7 +375,7 @@ static int collect_keys(int fd, size_t key_size, void **keys, size_t *n, char *e
 			if (!k) {
 				free(*keys);
 				*keys = NULL;
-				return fail(err, "out of memory");
+				return seterr(err, "out of memory");
 			}
 			*keys = k;
 		}
@@ -432,22 +432,22 @@ static int make_rules_map(const struct ruleset *rs, char *err)
 	int fd = -1;
 
 	if (!keys || !vals) {
-		fail(err, "rules: out of memory");
+		seterr(err, "rules: out of memory");
 		goto out;
 	}
 	if (n > HOSTLO_MAX_RULE_ENTRIES) {
-		fail(err, "rules: %zu ports in all, at most %d", n, HOSTLO_MAX_RULE_ENTRIES);
+		seterr(err, "rules: %zu ports in all, at most %d", n, HOSTLO_MAX_RULE_ENTRIES);
 		goto out;
 	}
 	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "hostlo_cg_rules", sizeof(*keys), sizeof(*vals),
 			    n ? (__u32)n : 1, NULL);
 	if (fd < 0) {
-		fail(err, "create rules map: %s", strerror(errno));
+		seterr(err, "create rules map: %s", strerror(errno));
 		goto out;
 	}
 	ruleset_expand(rs, keys, vals);
 	if (n && bpf_map_update_batch(fd, keys, vals, &count, NULL) != 0) {
-		fail(err, "fill rules map: %s", strerror(errno));
+		seterr(err, "fill rules map: %s", strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -467,13 +467,13 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 	char p[PATH_MAX], scratch[ERRLEN];
 
 	if (cg->level < 1 || cg->level > HOSTLO_MAX_LEVEL)
-		return fail(err, "cgroup %s: cannot attach at level %d (1-%d)", cg->rel, cg->level, HOSTLO_MAX_LEVEL);
+		return seterr(err, "cgroup %s: cannot attach at level %d (1-%d)", cg->rel, cg->level, HOSTLO_MAX_LEVEL);
 	rules_fd = make_rules_map(rs, err);
 	if (rules_fd < 0)
 		return -1;
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0) {
-		fail(err, "cgroup %s: %s", cg->rel, strerror(errno));
+		seterr(err, "cgroup %s: %s", cg->rel, strerror(errno));
 		goto out;
 	}
 	/* keep the previous rules, to put them back if this attach fails half-way */
@@ -485,7 +485,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 
 	/* rules before programs: a program never runs for this cgroup without its rules */
 	if (bpf_map_update_elem(st->rules_fd, &id, &rules_fd, BPF_ANY) != 0) {
-		fail(err, "set rules of %s: %s%s", cg->rel, strerror(errno),
+		seterr(err, "set rules of %s: %s%s", cg->rel, strerror(errno),
 		     errno == E2BIG ? " (too many attached cgroups)" : "");
 		goto out;
 	}
@@ -504,13 +504,13 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		unlink(p); /* stale: its cgroup or program is gone */
 		link = bpf_link_create(st->prog_fd[h], cg_fd, hook_types[h], NULL);
 		if (link < 0) {
-			fail(err, "attach %s to %s: %s%s", hook_names[h], cg->rel, strerror(errno),
+			seterr(err, "attach %s to %s: %s%s", hook_names[h], cg->rel, strerror(errno),
 			     errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
 			goto restore;
 		}
 		/* an unpinned link dies with this process, so a crash here leaves nothing attached */
 		if (bpf_obj_pin(link, p) != 0) {
-			fail(err, "pin %s: %s", p, strerror(errno));
+			seterr(err, "pin %s: %s", p, strerror(errno));
 			close(link);
 			goto restore;
 		}
@@ -590,7 +590,7 @@ static int detach_one(struct state *st, uint64_t id, const struct cgtree *tree, 
 {
 	unpin_links(st, id);
 	if (bpf_map_delete_elem(st->rules_fd, &id) != 0 && errno != ENOENT)
-		return fail(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+		return seterr(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
 	drop_stats(st, id, tree);
 	if (recompute_config(st, tree, err))
 		return -1;
@@ -696,20 +696,20 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 	int fd, ret = -1;
 
 	if (bpf_map_lookup_elem(st->rules_fd, &id, &inner_id) != 0)
-		return fail(err, "cgroup %llu: not attached", (unsigned long long)id);
+		return seterr(err, "cgroup %llu: not attached", (unsigned long long)id);
 	fd = bpf_map_get_fd_by_id(inner_id);
 	if (fd < 0)
-		return fail(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+		return seterr(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
 	if (collect_keys(fd, sizeof(*keys), (void **)&keys, &n, err))
 		goto out;
 	vals = calloc(n ? n : 1, sizeof(*vals));
 	if (!vals) {
-		fail(err, "out of memory");
+		seterr(err, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (bpf_map_lookup_elem(fd, &keys[i], &vals[i]) != 0) {
-			fail(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+			seterr(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
 			goto out;
 		}
 	}
@@ -732,7 +732,7 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 	if (!st->present)
 		return 0;
 	if (ncpu < 1)
-		return fail(err, "stats: cannot count CPUs: %s", strerror(-ncpu));
+		return seterr(err, "stats: cannot count CPUs: %s", strerror(-ncpu));
 	if (collect_keys(st->stats_fd, sizeof(*keys), (void **)&keys, n, err))
 		return -1;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
@@ -742,7 +742,7 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 		free(vals);
 		free(*rows);
 		*rows = NULL;
-		return fail(err, "out of memory");
+		return seterr(err, "out of memory");
 	}
 	size_t out = 0;
 

@@ -53,7 +53,7 @@ int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
 	int found = 0;
 
 	if (!f)
-		return fail(err, "cgroup2: cannot read %s: %s", env->mountinfo, strerror(errno));
+		return seterr(err, "cgroup2: cannot read %s: %s", env->mountinfo, strerror(errno));
 	while (!found && getline(&line, &cap, f) > 0) {
 		char root[PATH_MAX], point[PATH_MAX], *sep = strstr(line, " - "), fstype[64];
 
@@ -75,7 +75,7 @@ int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
 		found = 1;
 	}
 	if (!found)
-		return fail(err, "cgroup2: no cgroup2 file system is mounted (see %s); hostlo needs cgroup v2",
+		return seterr(err, "cgroup2: no cgroup2 file system is mounted (see %s); hostlo needs cgroup v2",
 			    env->mountinfo);
 	return 0;
 }
@@ -87,7 +87,7 @@ int cgroup_fill(const char *mnt, const char *path, struct cgroup *cg, char *err)
 	const char *rest;
 
 	if (stat(path, &st) != 0)
-		return fail(err, "cgroup %s: %s", path, strerror(errno));
+		return seterr(err, "cgroup %s: %s", path, strerror(errno));
 	snprintf(cg->path, sizeof(cg->path), "%s", path);
 	rest = path + ml;
 	while (*rest == '/')
@@ -111,20 +111,20 @@ static int normalise(const char *in, char *out, size_t len, const char *arg, cha
 	size_t n = 0;
 
 	if (!copy)
-		return fail(err, "cgroup %s: out of memory", arg);
+		return seterr(err, "cgroup %s: out of memory", arg);
 	out[0] = '\0';
 	for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
 		if (strcmp(c, ".") == 0)
 			continue;
 		if (strcmp(c, "..") == 0) {
 			free(copy);
-			return fail(err, "cgroup %s: '..' is not allowed in a cgroup path", arg);
+			return seterr(err, "cgroup %s: '..' is not allowed in a cgroup path", arg);
 		}
 		n += (size_t)snprintf(out + n, n < len ? len - n : 0, "/%s", c);
 	}
 	free(copy);
 	if (n >= len)
-		return fail(err, "cgroup %s: path too long", arg);
+		return seterr(err, "cgroup %s: path too long", arg);
 	if (!n)
 		snprintf(out, len, "/");
 	return 0;
@@ -141,7 +141,7 @@ int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg,
 	struct stat st;
 
 	if (!arg[0])
-		return fail(err, "--cgroup: empty path");
+		return seterr(err, "--cgroup: empty path");
 	if (normalise(arg, norm, sizeof(norm), arg, err))
 		return -1;
 	bool under_mnt = strncmp(norm, mnt, ml) == 0 && (norm[ml] == '/' || norm[ml] == '\0');
@@ -154,13 +154,13 @@ int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg,
 	if (stat(joined, &st) != 0) {
 		/* an existing directory outside cgroup2 deserves a better answer than "not found" */
 		if (arg[0] == '/' && stat(norm, &st) == 0)
-			return fail(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
-		return fail(err, "cgroup %s: no such cgroup (looked for %s)", arg, joined);
+			return seterr(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
+		return seterr(err, "cgroup %s: no such cgroup (looked for %s)", arg, joined);
 	}
 	if (!S_ISDIR(st.st_mode))
-		return fail(err, "cgroup %s: not a directory", arg);
+		return seterr(err, "cgroup %s: not a directory", arg);
 	if (!env->is_cgroup2(joined))
-		return fail(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
+		return seterr(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
 	return cgroup_fill(mnt, joined, cg, err);
 }
 
@@ -185,11 +185,11 @@ int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *arg, 
 	int pid;
 
 	if (parse_pid(arg, &pid))
-		return fail(err, "--pid %s: not a process id", arg);
+		return seterr(err, "--pid %s: not a process id", arg);
 	snprintf(path, sizeof(path), "%s/%d/cgroup", env->proc, pid);
 	f = fopen(path, "re");
 	if (!f)
-		return fail(err, "pid %d: %s", pid, errno == ENOENT ? "no such process" : strerror(errno));
+		return seterr(err, "pid %d: %s", pid, errno == ENOENT ? "no such process" : strerror(errno));
 	while (getline(&line, &cap, f) > 0) {
 		if (strncmp(line, "0::", 3) == 0) {
 			line[strcspn(line, "\n")] = '\0';
@@ -200,9 +200,9 @@ int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *arg, 
 	free(line);
 	fclose(f);
 	if (!rel[0])
-		return fail(err, "pid %d: not in any cgroup v2 cgroup (no 0:: line in %s)", pid, path);
+		return seterr(err, "pid %d: not in any cgroup v2 cgroup (no 0:: line in %s)", pid, path);
 	if (strstr(rel, " (deleted)"))
-		return fail(err, "pid %d: its cgroup %s was removed", pid, rel);
+		return seterr(err, "pid %d: its cgroup %s was removed", pid, rel);
 	return cgroup_from_path(env, mnt, rel, cg, err);
 }
 
@@ -218,7 +218,7 @@ int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err)
 	snprintf(path, sizeof(path), "%s/%d/net/route", env->proc, pid);
 	f = fopen(path, "re");
 	if (!f)
-		return fail(err, "gateway: cannot read %s: %s", path, strerror(errno));
+		return seterr(err, "gateway: cannot read %s: %s", path, strerror(errno));
 	while (getline(&line, &cap, f) > 0) {
 		unsigned dest, gate, flags, metric, mask;
 		char ifname[64];
@@ -237,7 +237,7 @@ int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err)
 	free(line);
 	fclose(f);
 	if (!found)
-		return fail(err, "gateway: the network namespace of pid %d has no default IPv4 route; give --connect PORT=ADDR",
+		return seterr(err, "gateway: the network namespace of pid %d has no default IPv4 route; give --connect PORT=ADDR",
 			    pid);
 	return 0;
 }

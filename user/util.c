@@ -16,7 +16,7 @@ void errorf(const char *fmt, ...)
 	va_end(ap);
 }
 
-int fail(char *err, const char *fmt, ...)
+int seterr(char *err, const char *fmt, ...)
 {
 	va_list ap;
 

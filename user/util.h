@@ -15,8 +15,8 @@ enum {
 
 /* Prints "hostlo: <fmt>" as one line on stderr. */
 void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Formats into an ERRLEN buffer; returns -1 so callers can `return fail(err, ...)`. */
-int fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Formats into an ERRLEN buffer; returns -1 so callers can `return seterr(err, ...)`. */
+int seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 extern int verbose;
 

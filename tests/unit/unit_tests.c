@@ -1,0 +1,365 @@
+/* unit_tests.c: rule parsing and target resolution against fake mountinfo, /proc and cgroup trees. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "rules.h"
+#include "target.h"
+#include "util.h"
+
+static uint32_t ip(const char *s)
+{
+	struct in_addr a;
+
+	assert_int_equal(inet_pton(AF_INET, s, &a), 1);
+	return a.s_addr;
+}
+
+/* Each valid rule, parsed and printed back in canonical form. */
+static void test_rules_valid(void **state)
+{
+	static const struct { const char *opt, *arg, *canon; } rows[] = {
+		{ "connect", "5432", "--connect tcp:5432" },
+		{ "connect", "tcp:5432", "--connect tcp:5432" },
+		{ "connect", "5432=198.18.0.1", "--connect tcp:5432=198.18.0.1" },
+		{ "connect", "tcp:8000-8010=198.18.0.1", "--connect tcp:8000-8010=198.18.0.1" },
+		{ "connect", "6380=198.18.0.1:6379", "--connect tcp:6380=198.18.0.1:6379" },
+		{ "connect", "1-65535=10.0.0.1", "--connect tcp:1-65535=10.0.0.1" },
+		{ "connect", "65535=198.18.0.1:65535", "--connect tcp:65535=198.18.0.1:65535" },
+		{ "bind", "3000", "--bind 3000=0.0.0.0" },
+		{ "bind", "3000-3005", "--bind 3000-3005=0.0.0.0" },
+		{ "bind", "3000=198.18.0.2", "--bind 3000=198.18.0.2" },
+		{ "bind", "3000=0.0.0.0", "--bind 3000=0.0.0.0" },
+	};
+	char err[ERRLEN], buf[128];
+	struct rule r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int rc = strcmp(rows[i].opt, "connect") == 0 ? parse_connect(rows[i].arg, &r, err) :
+							    parse_bind(rows[i].arg, &r, err);
+		if (rc)
+			fail_msg("%s %s: %s", rows[i].opt, rows[i].arg, err);
+		rule_format(&r, buf, sizeof(buf));
+		assert_string_equal(buf, rows[i].canon);
+	}
+}
+
+/* Each malformed rule is refused with a message that names the bad token. */
+static void test_rules_invalid(void **state)
+{
+	static const struct { const char *opt, *arg, *names; } rows[] = {
+		{ "connect", "0", "'0'" },
+		{ "connect", "65536", "'65536'" },
+		{ "connect", "99999999999999999999", "out of range" },
+		{ "connect", "", "missing port" },
+		{ "connect", "abc", "'abc'" },
+		{ "connect", "54x", "'54x'" },
+		{ "connect", "+80", "'+80'" },
+		{ "connect", " 80", "' 80'" },
+		{ "connect", "-80", "missing port" },
+		{ "connect", "80-", "missing port" },
+		{ "connect", "90-80", "reversed" },
+		{ "connect", "udp:53", "unknown protocol 'udp'" },
+		{ "connect", "sctp:80", "unknown protocol 'sctp'" },
+		{ "connect", ":80", "unknown protocol ''" },
+		{ "connect", "80=", "missing address" },
+		{ "connect", "80=host.docker.internal", "not an IPv4 address" },
+		{ "connect", "80=1.2.3", "not an IPv4 address" },
+		{ "connect", "80=256.1.1.1", "not an IPv4 address" },
+		{ "connect", "80=::1", "IPv6" },
+		{ "connect", "80=127.0.0.1", "loop" },
+		{ "connect", "80=127.1.2.3", "loop" },
+		{ "connect", "80=0.0.0.0", "wildcard" },
+		{ "connect", "80=224.0.0.1", "multicast" },
+		{ "connect", "80=255.255.255.255", "broadcast" },
+		{ "connect", "80=198.18.0.1:", "missing port" },
+		{ "connect", "80=198.18.0.1:0", "'0'" },
+		{ "connect", "80=198.18.0.1:x", "'x'" },
+		{ "connect", "80-90=198.18.0.1:65530", "past 65535" },
+		{ "bind", "0", "'0'" },
+		{ "bind", "3000=127.0.0.1", "loop" },
+		{ "bind", "3000=::", "IPv6" },
+		{ "bind", "3000=239.1.1.1", "multicast" },
+		{ "bind", "tcp:3000", "'tcp:3000'" },
+	};
+	char err[ERRLEN];
+	struct rule r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int rc = strcmp(rows[i].opt, "connect") == 0 ? parse_connect(rows[i].arg, &r, err) :
+							    parse_bind(rows[i].arg, &r, err);
+		if (rc == 0)
+			fail_msg("%s %s was accepted", rows[i].opt, rows[i].arg);
+		if (!strstr(err, rows[i].names))
+			fail_msg("%s %s: message '%s' lacks '%s'", rows[i].opt, rows[i].arg, err, rows[i].names);
+		assert_string_equal(strncmp(err, "--", 2) == 0 ? "ok" : err, "ok");
+	}
+}
+
+static void test_ruleset_overlap(void **state)
+{
+	struct ruleset rs = { 0 };
+	char err[ERRLEN];
+	struct rule r;
+
+	(void)state;
+	assert_int_equal(parse_connect("5000-5010", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(parse_connect("5010=198.18.0.1", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), -1);
+	assert_non_null(strstr(err, "overlaps --connect tcp:5000-5010"));
+	/* a bind on the same port is another kind of rule: allowed */
+	assert_int_equal(parse_bind("5005", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(rs.n, 2);
+}
+
+/* Expanding to per-port entries and collapsing them back gives the same rules. */
+static void test_ruleset_roundtrip(void **state)
+{
+	const char *connects[] = { "5432=198.18.0.1", "8000-8010=198.18.0.1:9000", "8011-8012=198.18.0.1",
+				   "8013=198.18.0.9" };
+	const char *binds[] = { "3000-3002", "3003=198.18.0.2" };
+	struct ruleset rs = { 0 }, back = { 0 };
+	struct hostlo_rule_key *k;
+	struct hostlo_rule_val *v;
+	char err[ERRLEN], a[128], b[128];
+	struct rule r;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(parse_connect(connects[i], &r, err), 0);
+		assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(parse_bind(binds[i], &r, err), 0);
+		assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	}
+	n = ruleset_entries(&rs);
+	assert_int_equal(n, 1 + 11 + 2 + 1 + 3 + 1);
+	k = calloc(n, sizeof(*k));
+	v = calloc(n, sizeof(*v));
+	ruleset_expand(&rs, k, v);
+	/* 8005 maps to 9005, network order */
+	for (size_t i = 0; i < n; i++)
+		if (k[i].port == 8005 && k[i].kind == HOSTLO_KIND_CONNECT_TCP)
+			assert_int_equal(ntohs(v[i].port), 9005);
+	/* reversed order must not matter */
+	for (size_t i = 0; i < n / 2; i++) {
+		struct hostlo_rule_key tk = k[i];
+		struct hostlo_rule_val tv = v[i];
+
+		k[i] = k[n - 1 - i];
+		v[i] = v[n - 1 - i];
+		k[n - 1 - i] = tk;
+		v[n - 1 - i] = tv;
+	}
+	assert_int_equal(ruleset_collapse(k, v, n, &back, err), 0);
+	assert_int_equal(back.n, rs.n);
+	for (int i = 0; i < rs.n; i++) {
+		rule_format(&rs.r[i], a, sizeof(a));
+		rule_format(&back.r[i], b, sizeof(b));
+		assert_string_equal(a, b);
+	}
+	assert_int_equal(back.r[0].addr, ip("198.18.0.1"));
+	free(k);
+	free(v);
+}
+
+/* A scratch directory standing in for /proc and a cgroup2 mount. */
+static char root[PATH_MAX];
+
+static void write_file(const char *rel, const char *text)
+{
+	char p[PATH_MAX * 2], dir[PATH_MAX * 3];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	snprintf(dir, sizeof(dir), "mkdir -p \"$(dirname '%s')\"", p);
+	assert_int_equal(system(dir), 0);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static bool fake_is_cgroup2(const char *path)
+{
+	char mnt[PATH_MAX + 16];
+
+	snprintf(mnt, sizeof(mnt), "%s/cg", root);
+	return strncmp(path, mnt, strlen(mnt)) == 0;
+}
+
+static struct sysenv fake_env(void)
+{
+	static char mi[PATH_MAX + 16], proc[PATH_MAX + 16];
+
+	snprintf(mi, sizeof(mi), "%s/mountinfo", root);
+	snprintf(proc, sizeof(proc), "%s/proc", root);
+	return (struct sysenv){ .mountinfo = mi, .proc = proc, .is_cgroup2 = fake_is_cgroup2 };
+}
+
+static int setup_tree(void **state)
+{
+	char cmd[PATH_MAX * 2 + 64];
+
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/hostlo-unit-XXXXXX");
+	assert_non_null(mkdtemp(root));
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/cg/docker/abc %s/v1/memory/x", root, root);
+	assert_int_equal(system(cmd), 0);
+	write_file("cg/docker/abc/cgroup.procs", "");
+	write_file("cg/docker/notdir", "");
+	return 0;
+}
+
+static int teardown_tree(void **state)
+{
+	char cmd[PATH_MAX + 16];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd);
+}
+
+static void test_mountinfo_hybrid(void **state)
+{
+	struct sysenv env = fake_env();
+	char mnt[PATH_MAX], err[ERRLEN];
+
+	(void)state;
+	write_file("mountinfo",
+		   "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+		   "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+		   "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n");
+	assert_int_equal(cgroup2_mount(&env, mnt, sizeof(mnt), err), 0);
+	assert_string_equal(mnt, "/sys/fs/cgroup/unified");
+}
+
+static void test_mountinfo_pure_v2_and_escapes(void **state)
+{
+	struct sysenv env = fake_env();
+	char mnt[PATH_MAX], err[ERRLEN];
+
+	(void)state;
+	/* a container's namespaced mount (root not "/") is only a fallback; escapes are decoded */
+	write_file("mountinfo",
+		   "25 1 0:22 /kubepods /host/cg rw shared:1 - cgroup2 cgroup2 rw\n"
+		   "26 1 0:23 / /sys/fs/my\\040cgroup rw,nosuid shared:9 master:1 - cgroup2 cgroup2 rw,nsdelegate\n");
+	assert_int_equal(cgroup2_mount(&env, mnt, sizeof(mnt), err), 0);
+	assert_string_equal(mnt, "/sys/fs/my cgroup");
+
+	write_file("mountinfo", "25 1 0:22 / /sys/fs/cgroup rw - cgroup cgroup rw,memory\n");
+	assert_int_equal(cgroup2_mount(&env, mnt, sizeof(mnt), err), -1);
+	assert_non_null(strstr(err, "no cgroup2 file system is mounted"));
+}
+
+static void test_cgroup_from_path(void **state)
+{
+	struct sysenv env = fake_env();
+	char mnt[PATH_MAX + 16], err[ERRLEN], arg[PATH_MAX * 2 + 64];
+	struct cgroup cg;
+
+	(void)state;
+	snprintf(mnt, sizeof(mnt), "%s/cg", root);
+	/* the kernel's names, with or without the leading slash, and a full path all mean the same */
+	assert_int_equal(cgroup_from_path(&env, mnt, "/docker/abc", &cg, err), 0);
+	assert_string_equal(cg.rel, "/docker/abc");
+	assert_int_equal(cg.level, 2);
+	assert_int_equal(cgroup_from_path(&env, mnt, "docker/abc/", &cg, err), 0);
+	assert_string_equal(cg.rel, "/docker/abc");
+	snprintf(arg, sizeof(arg), "%s/docker/./abc", mnt);
+	assert_int_equal(cgroup_from_path(&env, mnt, arg, &cg, err), 0);
+	assert_string_equal(cg.rel, "/docker/abc");
+	assert_int_equal(cgroup_from_path(&env, mnt, "/", &cg, err), 0);
+	assert_int_equal(cg.level, 0);
+
+	assert_int_equal(cgroup_from_path(&env, mnt, "/docker/nope", &cg, err), -1);
+	assert_non_null(strstr(err, "no such cgroup"));
+	assert_int_equal(cgroup_from_path(&env, mnt, "/docker/notdir", &cg, err), -1);
+	assert_non_null(strstr(err, "not a directory"));
+	assert_int_equal(cgroup_from_path(&env, mnt, "/docker/../../etc", &cg, err), -1);
+	assert_non_null(strstr(err, "'..'"));
+	snprintf(arg, sizeof(arg), "%s/v1/memory/x", root);
+	assert_int_equal(cgroup_from_path(&env, mnt, arg, &cg, err), -1);
+	assert_non_null(strstr(err, "not a cgroup v2 directory"));
+	assert_int_equal(cgroup_from_path(&env, mnt, "", &cg, err), -1);
+}
+
+static void test_cgroup_from_pid(void **state)
+{
+	struct sysenv env = fake_env();
+	char mnt[PATH_MAX + 16], err[ERRLEN];
+	struct cgroup cg;
+
+	(void)state;
+	snprintf(mnt, sizeof(mnt), "%s/cg", root);
+	write_file("proc/42/cgroup", "12:memory:/docker/abc\n0::/docker/abc\n");
+	assert_int_equal(cgroup_from_pid(&env, mnt, "42", &cg, err), 0);
+	assert_string_equal(cg.rel, "/docker/abc");
+
+	write_file("proc/43/cgroup", "12:memory:/docker/abc\n");
+	assert_int_equal(cgroup_from_pid(&env, mnt, "43", &cg, err), -1);
+	assert_non_null(strstr(err, "not in any cgroup v2"));
+	assert_int_equal(cgroup_from_pid(&env, mnt, "44", &cg, err), -1);
+	assert_non_null(strstr(err, "no such process"));
+	assert_int_equal(cgroup_from_pid(&env, mnt, "4x", &cg, err), -1);
+	assert_non_null(strstr(err, "not a process id"));
+	assert_int_equal(cgroup_from_pid(&env, mnt, "-1", &cg, err), -1);
+	assert_int_equal(cgroup_from_pid(&env, mnt, "0", &cg, err), -1);
+}
+
+static void test_default_gateway(void **state)
+{
+	struct sysenv env = fake_env();
+	char err[ERRLEN];
+	uint32_t gw = 0;
+
+	(void)state;
+	/* two default routes: the lower metric wins; 010012C6 is 198.18.0.1 in raw network order */
+	write_file("proc/50/net/route",
+		   "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+		   "eth1\t00000000\t090012C6\t0003\t0\t0\t200\t00000000\t0\t0\t0\n"
+		   "eth0\t00000000\t010012C6\t0003\t0\t0\t100\t00000000\t0\t0\t0\n"
+		   "eth0\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n");
+	assert_int_equal(default_gateway(&env, 50, &gw, err), 0);
+	assert_int_equal(gw, ip("198.18.0.1"));
+
+	write_file("proc/51/net/route",
+		   "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+		   "eth0\t000012C6\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n");
+	assert_int_equal(default_gateway(&env, 51, &gw, err), -1);
+	assert_non_null(strstr(err, "no default IPv4 route"));
+	assert_int_equal(default_gateway(&env, 52, &gw, err), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest pure[] = {
+		cmocka_unit_test(test_rules_valid),
+		cmocka_unit_test(test_rules_invalid),
+		cmocka_unit_test(test_ruleset_overlap),
+		cmocka_unit_test(test_ruleset_roundtrip),
+	};
+	const struct CMUnitTest tree[] = {
+		cmocka_unit_test(test_mountinfo_hybrid),
+		cmocka_unit_test(test_mountinfo_pure_v2_and_escapes),
+		cmocka_unit_test(test_cgroup_from_path),
+		cmocka_unit_test(test_cgroup_from_pid),
+		cmocka_unit_test(test_default_gateway),
+	};
+
+	return cmocka_run_group_tests_name("rules", pure, NULL, NULL) |
+	       cmocka_run_group_tests_name("target", tree, setup_tree, teardown_tree);
+}
