@@ -115,8 +115,13 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 			return EXIT_USAGE;
 		}
 		switch (c) {
-		case OPT_CGROUP:
 		case OPT_PID:
+			if (optarg[strspn(optarg, "0123456789")] || !optarg[0] || optarg[0] == '0') {
+				errorf("--pid %s: not a process id", optarg);
+				return EXIT_USAGE;
+			}
+			/* fall through */
+		case OPT_CGROUP:
 			if (o->cgroup || o->pid) {
 				fprintf(stderr, "hostlo: %s: give one TARGET (--cgroup or --pid), not two\n", cmd);
 				return EXIT_USAGE;

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# core.sh: hostlo's core promise against the real kernel, driven only through the CLI, asserted from
+# the application's side (sockprobe's getpeername/getsockname and the bytes a real server sent).
+source "$(dirname "$0")/../lib.sh"
+require
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+setup_host
+
+HP=15432 HP2=15433 LP=17000 BP=13000 RANGE_LO=16000
+OUT=$STATE/out
+mkdir -p "$OUT"
+
+# Servers: two on the host, one on the container's loopback, one on the container's own address.
+on_host "$PROBE" serve $HOST_IP $HP host 600 >"$OUT/host" 2>&1 &
+on_host "$PROBE" serve $HOST_IP $HP2 host2 600 >"$OUT/host2" 2>&1 &
+on_host "$PROBE" serve $HOST_IP $((RANGE_LO + 1)) range1 600 >"$OUT/range" 2>&1 &
+incg "$CGO" "$PROBE" serve 127.0.0.1 $LP local 600 >"$OUT/local" 2>&1 &
+incg "$CGO" "$PROBE" serve $CONT_IP $HP nsaddr 600 >"$OUT/nsaddr" 2>&1 &
+for f in host host2 range local nsaddr; do wait_ready "$OUT/$f" || exit 1; done
+
+APP=$CGT/app
+REL=/hostlo-test
+
+# bind_probe CG ADDR PORT: an app in CG binds ADDR:PORT; prints its local address, then what a client
+# on the host side got when connecting to the container's address on PORT.
+bind_probe() {
+	local f=$OUT/bind.$RANDOM
+	incg "$1" "$PROBE" bind "$2" "$3" 2 >"$f" 2>&1 &
+	wait_ready "$f" >/dev/null 2>&1
+	grep '^local=' "$f"
+	on_host "$PROBE" connect $CONT_IP "$3" 2>&1 | sed 's/^/host:/'
+	wait  # the listener stops by itself after one client or 2 s: the port is free for the next case
+}
+
+echo "# without hostlo: both everyday failures reproduce"
+expect "no rules: app's 127.0.0.1:$HP is its own loopback (refused)" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "no rules: bind 127.0.0.1:$BP is unreachable from the host" 0 'host:error=ECONNREFUSED' -- bind_probe "$APP" 127.0.0.1 $BP
+
+echo "# attach"
+expect "dry-run resolves the gateway and prints the plan" 0 "would attach $REL \(cgroup id [0-9]+\): --connect tcp:$HP=$HOST_IP --bind $BP=0.0.0.0" -- "$HOSTLO" attach --cgroup $REL --connect $HP --bind $BP --dry-run
+check "dry-run attaches nothing" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
+expect "dry-run -j prints the plan as JSON" 0 '"dry_run": true' -- "$HOSTLO" attach --cgroup $REL --connect $HP --bind $BP --dry-run -j
+expect "attach to the parent of the app's cgroup" 0 "^attached $REL \(cgroup id [0-9]+\): --connect tcp:$HP=$HOST_IP --bind $BP=0.0.0.0$" -- "$HOSTLO" attach --cgroup $REL --connect $HP --bind $BP
+check "one program per hook on the cgroup" 4 "$(hook_count "$CGT")"
+check "pins: shared objects and four links, root-only" "700 4" "$(stat -c %a "$HOSTLO_BPFFS/hostlo") $(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
+check "hostlo itself is not running (programs outlive the loader)" "" "$(pgrep -x hostlo)"
+
+echo "# connect redirect, from the app's side"
+expect "127.0.0.1:$HP reaches the host server" 0 "^peer=$HOST_IP:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "[::1]:$HP reaches the host server v4-mapped" 0 "^peer=\[::ffff:$HOST_IP\]:$HP got=host$" -- incg "$APP" "$PROBE" connect ::1 $HP
+expect "[::ffff:127.0.0.1]:$HP reaches the host server" 0 "^peer=\[::ffff:$HOST_IP\]:$HP got=host$" -- incg "$APP" "$PROBE" connect ::ffff:127.0.0.1 $HP
+expect "another port on loopback stays local" 0 "^peer=127.0.0.1:$LP got=local$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $LP
+expect "a non-loopback address on the rule's port is untouched" 0 "^peer=$CONT_IP:$HP got=nsaddr$" -- incg "$APP" "$PROBE" connect $CONT_IP $HP
+expect "127.0.0.2 (not 127.0.0.1) is untouched" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.2 $HP
+expect "a process outside the attached cgroup is untouched" 1 '^error=ECONNREFUSED$' -- incg "$CGO" "$PROBE" connect 127.0.0.1 $HP
+
+echo "# bind rewrite"
+expect "bind 127.0.0.1:$BP becomes 0.0.0.0 and the host reaches it" 0 "^local=0.0.0.0:$BP
+host:peer=$CONT_IP:$BP got=bound$" -- bind_probe "$APP" 127.0.0.1 $BP
+expect "bind [::1]:$BP becomes [::] and the host reaches it" 0 "^local=\[::\]:$BP
+host:peer=$CONT_IP:$BP got=bound$" -- bind_probe "$APP" ::1 $BP
+expect "bind 127.0.0.1 on another port is untouched" 0 "^local=127.0.0.1:$((BP + 1))
+host:error=ECONNREFUSED$" -- bind_probe "$APP" 127.0.0.1 $((BP + 1))
+expect "bind outside the attached cgroup is untouched" 0 "^local=127.0.0.1:$BP
+host:error=ECONNREFUSED$" -- bind_probe "$CGO" 127.0.0.1 $BP
+
+echo "# counters: exact, per calling cgroup"
+incg "$APP" "$PROBE" connect 127.0.0.1 $HP 7 >/dev/null
+incg "$CGT/app2" "$PROBE" connect 127.0.0.1 $HP 5 >/dev/null
+check "app: connect_redirected = 3 + 7 calls" 10 "$(counter $REL/app connect_redirected)"
+check "app: bind_rewritten = 2 calls" 2 "$(counter $REL/app bind_rewritten)"
+check "app2: its own row, 5 calls" "5 0" "$(counter $REL/app2 connect_redirected) $(counter $REL/app2 bind_rewritten)"
+check "stats -j: one row per calling cgroup, with ids and the attached cgroup" \
+	"/hostlo-test/app $(stat -c %i "$APP") $REL $(stat -c %i "$CGT")" \
+	"$("$HOSTLO" stats -j | jq -r '.[] | select(.cgroup == "/hostlo-test/app") | "\(.cgroup) \(.cgroup_id) \(.attached_cgroup) \(.attached_cgroup_id)"')"
+expect "stats (text) shows both rows" 0 "/hostlo-test/app +$REL +10 +2
+/hostlo-test/app2 +$REL +5 +0" -- "$HOSTLO" stats
+check "stats TARGET filters to that cgroup" "/hostlo-test/app2" "$("$HOSTLO" stats --cgroup $REL/app2 -j | jq -r '.[].cgroup')"
+expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +--connect tcp:$HP=$HOST_IP --bind $BP=0.0.0.0" -- "$HOSTLO" list
+check "list -j" "$REL $(stat -c %i "$CGT") --connect tcp:$HP=$HOST_IP,--bind $BP=0.0.0.0" \
+	"$("$HOSTLO" list -j | jq -r '.[] | "\(.cgroup) \(.cgroup_id) \([.rules[].rule] | join(","))"')"
+
+echo "# attach again: the rule set is replaced, never stacked"
+expect "re-attach with other rules" 0 "attached $REL" -- "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HP2 --connect $RANGE_LO-$((RANGE_LO + 2))=$HOST_IP
+check "still one program per hook" 4 "$(hook_count "$CGT")"
+expect "the new target port applies" 0 "^peer=$HOST_IP:$HP2 got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "a port range applies port by port" 0 "^peer=$HOST_IP:$((RANGE_LO + 1)) got=range1$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $((RANGE_LO + 1))
+expect "the old --bind rule is gone" 0 "^local=127.0.0.1:$BP
+host:error=ECONNREFUSED$" -- bind_probe "$APP" 127.0.0.1 $BP
+check "counters survive a re-attach (10, +2 since)" 12 "$(counter $REL/app connect_redirected)"
+expect "attach with the same rules again is accepted" 0 "attached $REL" -- "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HP2 --connect $RANGE_LO-$((RANGE_LO + 2))=$HOST_IP
+check "and changes nothing" "4 --connect tcp:$HP=$HOST_IP:$HP2,--connect tcp:$RANGE_LO-$((RANGE_LO + 2))=$HOST_IP" \
+	"$(hook_count "$CGT") $("$HOSTLO" list -j | jq -r '[.[0].rules[].rule] | join(",")')"
+
+echo "# nested attachments: the nearest attached cgroup's rules win"
+expect "attach --pid (the app's own cgroup)" 0 "attached $REL/app " -- "$HOSTLO" attach --pid "$(head -1 "$APP/cgroup.procs")" --connect $HP=$HOST_IP
+expect "app uses its own rules" 0 "^peer=$HOST_IP:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "app2 still uses the parent's" 0 "^peer=$HOST_IP:$HP2 got=host2$" -- incg "$CGT/app2" "$PROBE" connect 127.0.0.1 $HP
+expect "app has no range rule of its own: not redirected" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $((RANGE_LO + 1))
+check "list shows both" "$REL $REL/app" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")')"
+
+echo "# detach"
+expect "detach the child" 0 "^detached $REL/app$" -- "$HOSTLO" detach --cgroup $REL/app
+expect "app falls back to the parent's rules" 0 "^peer=$HOST_IP:$HP2 got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect_error "detach again: not attached, exit 1" 1 "^hostlo: detach $REL/app: not attached$" -- "$HOSTLO" detach --cgroup $REL/app
+expect "detach the parent" 0 "^detached $REL$" -- "$HOSTLO" detach --cgroup $CG2$REL
+expect "after detach: plain behaviour" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+check "after the last detach: no program on the cgroup, nothing in bpffs" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
+check "no stats row is left" "[]" "$("$HOSTLO" stats -j | jq -c .)"
+
+echo "# detach --all"
+"$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
+"$HOSTLO" attach --cgroup $REL/app2 --bind $BP >/dev/null
+expect "detach --all" 0 "^detached everything$" -- "$HOSTLO" detach --all
+check "nothing attached anywhere, nothing pinned" "0 0 0" "$(hook_count "$CGT") $(hook_count "$CGT/app2") $(hostlo_pins)"
+expect "plain behaviour" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "detach --all when nothing is attached is fine" 0 "^detached everything$" -- "$HOSTLO" detach --all
+
+echo "# a cgroup that goes away takes its attachment with it"
+mkdir -p "$CGT/gone"
+"$HOSTLO" attach --cgroup $REL/gone --connect $HP=$HOST_IP >/dev/null
+"$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
+rmdir "$CGT/gone"
+check "list no longer shows it" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
+check "its link pins are removed" "4" "$(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
+"$HOSTLO" detach --all >/dev/null
+
+echo "# bpffs not mounted yet: attach mounts it"
+export HOSTLO_BPFFS=$STATE/unmounted
+expect "attach mounts bpffs where it is missing" 0 "attached $REL" -- "$HOSTLO" attach --cgroup $REL --connect $HP
+check "it is a bpffs now" "bpf_fs" "$(stat -f -c %T "$HOSTLO_BPFFS")"
+expect "and the rule works" 0 "^peer=$HOST_IP:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+"$HOSTLO" detach --all >/dev/null
+export HOSTLO_BPFFS=$STATE/bpffs
+
+echo "# errors: one line, exit 2 for a malformed command line, 1 for what cannot be done; nothing left"
+NOBODY=$STATE/nobody
+mkdir -p "$NOBODY" && cp "$HOSTLO" "$NOBODY/hostlo" && chmod 755 "$STATE" "$NOBODY" "$NOBODY/hostlo"
+while IFS='|' read -r rc re args; do
+	[ -z "$rc" ] && continue
+	# shellcheck disable=SC2086
+	expect_error "exit $rc: hostlo $args" "$rc" "^hostlo: $re" -- "$HOSTLO" $args
+done <<EOF
+2|missing COMMAND|
+2|frobnicate: unknown command|frobnicate
+2|--bogus: unknown option|attach --bogus
+2|attach: missing TARGET|attach --connect $HP
+2|attach: missing RULE|attach --cgroup $REL
+2|attach: give one TARGET|attach --cgroup $REL --pid 1 --connect $HP
+2|--connect 0: port '0' is out of range|attach --cgroup $REL --connect 0
+2|--connect 65536: port '65536' is out of range|attach --cgroup $REL --connect 65536
+2|--connect http: 'http' is not a port number|attach --cgroup $REL --connect http
+2|--connect 90-80: range '90-80' is reversed|attach --cgroup $REL --connect 90-80
+2|--connect udp:53: unknown protocol 'udp'|attach --cgroup $REL --connect udp:53
+2|--connect 80=::1: '::1' is IPv6|attach --cgroup $REL --connect 80=::1
+2|--connect 80=127.0.0.1: '127.0.0.1' is a loopback address|attach --cgroup $REL --connect 80=127.0.0.1
+2|--connect 80=300.1.1.1: '300.1.1.1' is not an IPv4 address|attach --cgroup $REL --connect 80=300.1.1.1
+2|--bind 3000=224.0.0.1: '224.0.0.1' is a multicast|attach --cgroup $REL --bind 3000=224.0.0.1
+2|--connect tcp:90: overlaps --connect tcp:80-100|attach --cgroup $REL --connect 80-100 --connect 90
+2|attach: unexpected argument 'extra'|attach --cgroup $REL --connect 80 extra
+2|list: --cgroup is not an option of list|list --cgroup $REL
+2|detach: give either TARGET|detach
+2|detach: give either TARGET|detach --all --cgroup $REL
+1|cgroup /no/such/cgroup: no such cgroup|attach --cgroup /no/such/cgroup --connect $HP
+1|cgroup /proc: not a cgroup v2 directory|attach --cgroup /proc --connect $HP
+1|cgroup $REL/app/cgroup.procs: not a directory|attach --cgroup $REL/app/cgroup.procs --connect $HP
+1|pid 999999: no such process|attach --pid 999999 --connect $HP
+2|--pid x: not a process id|attach --pid x --connect $HP
+1|attach: refusing the cgroup2 root|attach --cgroup / --connect $HP
+1|--connect tcp:$HP: cgroup $REL/app2 has no process to read the gateway from|attach --cgroup $REL/app2 --connect $HP
+1|detach $REL: not attached|detach --cgroup $REL
+EOF
+expect_error "exit 1: not privileged (as nobody)" 1 "^hostlo: attach: permission denied: missing CAP_BPF" -- \
+	setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$NOBODY/hostlo" attach --cgroup $REL --connect $HP=$HOST_IP
+expect_error "exit 1: setuid refused" 1 "^hostlo: refusing to run setuid" -- \
+	bash -c "chmod u+s '$NOBODY/hostlo' && setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all '$NOBODY/hostlo' list"
+check "after every failure: nothing attached, nothing pinned" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
+expect "help lists every command" 0 "hostlo attach .*
+.*hostlo detach .*
+.*hostlo list .*
+.*hostlo stats .*
+.*hostlo version" -- "$HOSTLO" --help
+expect "COMMAND --help" 0 "^Usage: hostlo" -- "$HOSTLO" attach --help
+expect "version" 0 "^hostlo .* \(BPF ABI 1, libbpf v?1\.[0-9]+\)$" -- "$HOSTLO" version
+
+echo "core: $PASSED passed, $FAILED failed"
+echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"
