@@ -33,7 +33,7 @@ all: deps $(BUILD)/hostlo
 
 # Installs missing build packages (scripts/deps.sh) only when a tool or header is absent.
 deps:
-	$(Q)command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && \
+	$(Q)command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && command -v jq >/dev/null && \
 	  test -f /usr/include/bpf/libbpf.h && test -f /usr/include/json-c/json.h && \
 	  test -f /usr/include/cmocka.h && test -f /usr/include/gelf.h || bash scripts/deps.sh
 

@@ -7,7 +7,7 @@ PKGS=(
   libbpf-dev bpftool libelf-dev zlib1g-dev # BPF object, skeleton, loader
   libjson-c-dev                           # JSON output
   libcmocka-dev                           # unit tests
-  iproute2 util-linux procps              # demo and tests: netns, veth, setpriv
+  iproute2 util-linux procps jq           # demo and tests: netns, veth, setpriv, JSON checks
 )
 
 missing=()

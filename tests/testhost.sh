@@ -1,0 +1,73 @@
+# testhost.sh: a throwaway "container" for the tests and the demo: a network namespace joined to the
+# host by a veth pair, and cgroups. Sourced; HL_NAME, HL_VETH and HL_NET choose the names, so the demo
+# and the tests never collide. Addresses are in 198.18.0.0/15 only.
+
+HL_NAME=${HL_NAME:-hostlo-test}   # netns and cgroup names
+HL_VETH=${HL_VETH:-hlt}           # veth names: $HL_VETH-h (host end), $HL_VETH-c (container end)
+HL_NET=${HL_NET:-198.18.0}        # a /24: .1 is the host end and the container's gateway, .2 the container
+
+NS=$HL_NAME
+VETH_H=$HL_VETH-h VETH_C=$HL_VETH-c
+HOST_IP=$HL_NET.1 CONT_IP=$HL_NET.2
+
+cg2_mount() { awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo; }
+CG2=$(cg2_mount)
+CGT=$CG2/$HL_NAME            # the container's cgroup (attached); children app, app2
+CGO=$CG2/$HL_NAME-out        # same netns, outside every attachment
+CGH=$CG2/$HL_NAME-host       # host-side servers, so teardown can find and stop them
+
+# incg CG CMD...: runs CMD in cgroup directory CG and in the container's network namespace.
+incg() {
+	local cg=$1
+	shift
+	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec ip netns exec "$@"' _ "$cg" "$NS" "$@"
+}
+
+# on_host CMD...: runs CMD in the host netns, in the host-side servers' cgroup.
+on_host() { bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$CGH" "$@"; }
+
+# wait_ready FILE: a sockprobe listener printed "ready" (or gave up after 5 s).
+wait_ready() {
+	for _ in $(seq 50); do grep -q '^ready$' "$1" 2>/dev/null && return 0; sleep 0.1; done
+	echo "listener in $1 did not come up: $(cat "$1" 2>/dev/null)" >&2
+	return 1
+}
+
+kill_cgroup() {
+	local cg=$1 d procs
+	[ -d "$cg" ] || return 0
+	for d in $(find "$cg" -depth -type d 2>/dev/null); do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do
+			procs=$(cat "$d/cgroup.procs" 2>/dev/null)   # cgroupfs files have size 0: test the content
+			[ -n "$procs" ] || break
+			kill -9 $procs 2>/dev/null
+			sleep 0.1
+		done
+		rmdir "$d" 2>/dev/null
+	done
+}
+
+# Leaves nothing: safe on a clean machine, after a crashed run, and twice.
+testhost_down() {
+	local cg
+	for cg in "$CGT" "$CGO" "$CGH" "$CG2/$HL_NAME"-*; do kill_cgroup "$cg"; done
+	ip netns del "$NS" 2>/dev/null
+	ip link del "$VETH_H" 2>/dev/null
+	return 0
+}
+
+testhost_up() {
+	mkdir -p "$CGT/app" "$CGT/app2" "$CGO" "$CGH"
+	ip netns add "$NS"
+	ip link add "$VETH_H" type veth peer name "$VETH_C"
+	ip link set "$VETH_C" netns "$NS"
+	ip addr add "$HOST_IP/24" dev "$VETH_H"
+	ip link set "$VETH_H" up
+	ip -n "$NS" addr add "$CONT_IP/24" dev "$VETH_C"
+	ip -n "$NS" link set "$VETH_C" up
+	ip -n "$NS" link set lo up
+	ip -n "$NS" route add default via "$HOST_IP"
+	# the container's "app" process: hostlo reads the gateway from a process in the cgroup
+	incg "$CGT/app" sleep 3600 >/dev/null 2>&1 &
+	for _ in $(seq 50); do [ -n "$(cat "$CGT/app/cgroup.procs")" ] && break; sleep 0.1; done
+}
