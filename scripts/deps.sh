@@ -8,6 +8,7 @@ PKGS=(
   libjson-c-dev                           # JSON output
   libcmocka-dev                           # unit tests
   iproute2 util-linux procps jq           # demo and tests: netns, veth, setpriv, JSON checks
+  docker.io busybox-static                # container tests: a real engine, a locally built image
 )
 
 missing=()

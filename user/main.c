@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "cgtree.h"
+#include "container.h"
 #include "report.h"
 #include "rules.h"
 #include "state.h"
@@ -29,6 +30,7 @@ static const char usage_text[] =
 "  hostlo detach  TARGET | --all\n"
 "  hostlo list    [-j]\n"
 "  hostlo stats   [TARGET] [-j]\n"
+"  hostlo gc      [-j]\n"
 "  hostlo version\n"
 "  hostlo help | --help | COMMAND --help\n"
 "\n"
@@ -36,6 +38,10 @@ static const char usage_text[] =
 "                        (/sys/fs/cgroup/unified/docker/ID) or as /proc/PID/cgroup names it,\n"
 "                        relative to the cgroup2 root (/docker/ID or docker/ID)\n"
 "        --pid PID       the cgroup v2 cgroup of process PID\n"
+"        --container ID|NAME\n"
+"                        a container's cgroup: a full ID or unique ID prefix (Docker, Podman,\n"
+"                        containerd, Kubernetes and CRI-O layouts), or a Docker name (asked of\n"
+"                        the Docker API at $DOCKER_HOST or /var/run/docker.sock)\n"
 "RULE    --connect [tcp:]PORT[-PORT][=ADDR[:PORT]]\n"
 "                        connects to 127.0.0.1, ::1 or ::ffff:127.0.0.1 on PORT (or the range)\n"
 "                        go to ADDR (IPv4) instead, on the same port or from :PORT on. Without\n"
@@ -52,10 +58,12 @@ static const char usage_text[] =
 "attach sets the cgroup's complete rule set: attaching again replaces it atomically. The\n"
 "programs and rules are pinned in bpffs (/sys/fs/bpf/hostlo, or $HOSTLO_BPFFS/hostlo) and stay\n"
 "after hostlo exits; they cover the cgroup and every cgroup below it. stats has one row per\n"
-"calling process's own cgroup (one per container when attached at their parent).\n"
+"calling process's own cgroup (one per container when attached at their parent). Every\n"
+"command first removes the attachments of cgroups that no longer exist; gc does only that.\n"
 "\n"
 "EXAMPLES\n"
 "  hostlo attach --cgroup /docker --connect 5432 --bind 3000\n"
+"  hostlo attach --container web --connect 5432\n"
 "  hostlo attach --pid 4242 --connect 8000-8010=198.18.0.1 --connect 6380=198.18.0.1:6379\n"
 "  hostlo stats -j\n"
 "  hostlo detach --cgroup /docker\n"
@@ -70,12 +78,12 @@ static void usage_error(const char *fmt, const char *arg)
 }
 
 struct opts {
-	const char *cgroup, *pid;
+	const char *cgroup, *pid, *container;
 	struct ruleset rules;
 	bool json, dry_run, all, help;
 };
 
-enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL };
+enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER };
 
 /* Parses one command's options; allowed lists which of them the command takes. Returns 0 or 2. */
 static int parse_opts(const char *cmd, int argc, char **argv, const char *allowed, struct opts *o)
@@ -87,6 +95,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "bind", required_argument, NULL, OPT_BIND },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "all", no_argument, NULL, OPT_ALL },
+		{ "container", required_argument, NULL, OPT_CONTAINER },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -121,12 +130,18 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 				return EXIT_USAGE;
 			}
 			/* fall through */
-		case OPT_CGROUP:
-			if (o->cgroup || o->pid) {
-				fprintf(stderr, "hostlo: %s: give one TARGET (--cgroup or --pid), not two\n", cmd);
+		case OPT_CONTAINER:
+			if (c == OPT_CONTAINER && !container_arg_valid(optarg)) {
+				errorf("--container %s: not a container name or ID", optarg);
 				return EXIT_USAGE;
 			}
-			*(c == OPT_CGROUP ? &o->cgroup : &o->pid) = optarg;
+			/* fall through */
+		case OPT_CGROUP:
+			if (o->cgroup || o->pid || o->container) {
+				fprintf(stderr, "hostlo: %s: give one TARGET (--cgroup, --pid or --container), not two\n", cmd);
+				return EXIT_USAGE;
+			}
+			*(c == OPT_CGROUP ? &o->cgroup : c == OPT_PID ? &o->pid : &o->container) = optarg;
 			break;
 		case OPT_CONNECT:
 		case OPT_BIND:
@@ -198,14 +213,37 @@ static int check_privileges(const char *cmd, bool mount_needed)
 	return -1;
 }
 
-/* Resolves --cgroup/--pid. Returns 0, or an exit status. */
+static bool has_target(const struct opts *o)
+{
+	return o->cgroup || o->pid || o->container;
+}
+
+/* Resolves --cgroup/--pid/--container. Returns 0, or an exit status. */
 static int resolve_target(const struct opts *o, char *mnt, size_t mlen, struct cgroup *cg)
 {
-	char err[ERRLEN];
+	char err[ERRLEN], rel[PATH_MAX];
+	struct cgtree tree;
+	int rc;
 
-	if (cgroup2_mount(&real_sysenv, mnt, mlen, err) ||
-	    (o->cgroup ? cgroup_from_path(&real_sysenv, mnt, o->cgroup, cg, err) :
-			 cgroup_from_pid(&real_sysenv, mnt, o->pid, cg, err))) {
+	if (cgroup2_mount(&real_sysenv, mnt, mlen, err)) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	if (o->container) {
+		if (cgtree_load(&tree, mnt, err)) {
+			errorf("%s", err);
+			return EXIT_FAIL;
+		}
+		rc = container_cgroup(&tree, mnt, o->container, rel, sizeof(rel), err);
+		cgtree_free(&tree);
+		if (rc || cgroup_from_path(&real_sysenv, mnt, rel, cg, err)) {
+			errorf("%s", err);
+			return EXIT_FAIL;
+		}
+		return 0;
+	}
+	if (o->cgroup ? cgroup_from_path(&real_sysenv, mnt, o->cgroup, cg, err) :
+			cgroup_from_pid(&real_sysenv, mnt, o->pid, cg, err)) {
 		errorf("%s", err);
 		return EXIT_FAIL;
 	}
@@ -213,15 +251,18 @@ static int resolve_target(const struct opts *o, char *mnt, size_t mlen, struct c
 }
 
 /* Opens the pinned state and removes what vanished cgroups or crashed runs left. */
-static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, struct cgtree *tree)
+static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, struct cgtree *tree, int *removed)
 {
 	char err[ERRLEN];
+	int n;
 
 	if (state_open(st, mode, err) || cgtree_load(tree, mnt, err) ||
-	    state_gc(st, tree, mode == OPEN_CREATE, err)) {
+	    (n = state_gc(st, tree, mode == OPEN_CREATE, err)) < 0) {
 		errorf("%s", err);
 		return EXIT_FAIL;
 	}
+	if (removed)
+		*removed = n;
 	return 0;
 }
 
@@ -255,6 +296,24 @@ static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
 	return 0;
 }
 
+/* Rules act at bind() time: an app already listening on loopback is not reached until it rebinds. */
+static void warn_existing_listeners(const struct ruleset *rs, const struct cgroup *cg)
+{
+	for (int i = 0; i < rs->n; i++) {
+		const struct rule *r = &rs->r[i];
+		int pid = 0, port;
+
+		if (r->kind != RULE_BIND)
+			continue;
+		port = loopback_listener(&real_sysenv, cg->path, r->port_min, r->port_max, &pid);
+		if (port)
+			fprintf(stderr, "hostlo: warning: port %d already listens on loopback in %s (pid %d): the app must "
+				"rebind (restart) to be reachable; to cover apps from their start, attach before they start "
+				"(an init container, or the runtime's parent cgroup, e.g. --cgroup /docker)\n",
+				port, cg->rel, pid);
+	}
+}
+
 static int do_attach(int argc, char **argv)
 {
 	struct attachment a = { 0 };
@@ -265,11 +324,11 @@ static int do_attach(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("attach", argc, argv, "cgroup pid connect bind dry-run j v h", &o);
+	ret = parse_opts("attach", argc, argv, "cgroup pid container connect bind dry-run j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
-	if (!o.cgroup && !o.pid) {
-		usage_error("attach: %s", "missing TARGET (--cgroup PATH or --pid PID)");
+	if (!has_target(&o)) {
+		usage_error("attach: %s", "missing TARGET (--cgroup PATH, --pid PID or --container ID|NAME)");
 		return EXIT_USAGE;
 	}
 	if (!o.rules.n) {
@@ -285,7 +344,8 @@ static int do_attach(int argc, char **argv)
 	if ((ret = fill_gateways(&o.rules, &cg)))
 		return ret;
 	a.id = cg.id;
-	a.rel = cg.rel;
+	a.label.rel = cg.rel;
+	container_id_of(cg.rel, a.label.container);
 	a.rules = o.rules;
 	ruleset_text(&o.rules, rules, sizeof(rules));
 	if (o.dry_run) {
@@ -302,12 +362,13 @@ static int do_attach(int argc, char **argv)
 	}
 	if (!kernel_supported() || check_privileges("attach", true))
 		return EXIT_FAIL;
-	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree);
+	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree, NULL);
 	if (!ret && state_attach(&st, &cg, &o.rules, err)) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
 	}
 	if (!ret) {
+		warn_existing_listeners(&o.rules, &cg);
 		if (o.json) {
 			json_object *j = attachment_json(&a);
 
@@ -331,11 +392,11 @@ static int do_detach(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("detach", argc, argv, "cgroup pid all j v h", &o);
+	ret = parse_opts("detach", argc, argv, "cgroup pid container all j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
-	if (o.all == !!(o.cgroup || o.pid)) {
-		usage_error("detach: %s", "give either TARGET (--cgroup PATH or --pid PID) or --all");
+	if (o.all == has_target(&o)) {
+		usage_error("detach: %s", "give either TARGET (--cgroup PATH, --pid PID or --container ID|NAME) or --all");
 		return EXIT_USAGE;
 	}
 	if (check_privileges("detach", false))
@@ -352,7 +413,7 @@ static int do_detach(int argc, char **argv)
 	}
 	if ((ret = resolve_target(&o, mnt, sizeof(mnt), &cg)))
 		return ret;
-	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree);
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
 	if (!ret) {
 		switch (state_detach(&st, cg.id, &tree, err)) {
 		case 0:
@@ -379,10 +440,27 @@ static const char *name_of(const struct cgtree *tree, uint64_t id)
 	return n ? n->rel : "(gone)";
 }
 
+static void label(struct cgroup_label *l, const char *rel, struct docker_names *dn, bool *names_loaded)
+{
+	l->rel = rel;
+	l->name = NULL;
+	if (!container_id_of(rel, l->container)) {
+		l->container[0] = '\0';
+		return;
+	}
+	if (!*names_loaded) {
+		docker_names_load(dn); /* one API call, and only when some cgroup is a container's */
+		*names_loaded = true;
+	}
+	l->name = docker_name(dn, l->container);
+}
+
 static int do_list(int argc, char **argv)
 {
 	struct state st = { .lock_fd = -1 };
 	struct attachment *a = NULL;
+	struct docker_names dn = { 0 };
+	bool names_loaded = false;
 	struct cgtree tree = { 0 };
 	char mnt[PATH_MAX], err[ERRLEN];
 	uint64_t *ids = NULL;
@@ -399,7 +477,7 @@ static int do_list(int argc, char **argv)
 		errorf("%s", err);
 		return EXIT_FAIL;
 	}
-	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree);
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
 	if (!ret && state_attached(&st, &ids, &n, err)) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
@@ -408,7 +486,7 @@ static int do_list(int argc, char **argv)
 		a = calloc(n ? n : 1, sizeof(*a));
 		for (size_t i = 0; a && i < n && !ret; i++) {
 			a[i].id = ids[i];
-			a[i].rel = name_of(&tree, ids[i]);
+			label(&a[i].label, name_of(&tree, ids[i]), &dn, &names_loaded);
 			if (state_rules(&st, ids[i], &a[i].rules, err)) {
 				errorf("%s", err);
 				ret = EXIT_FAIL;
@@ -419,6 +497,7 @@ static int do_list(int argc, char **argv)
 	}
 	free(a);
 	free(ids);
+	docker_names_free(&dn);
 	cgtree_free(&tree);
 	state_close(&st);
 	return ret;
@@ -427,7 +506,7 @@ static int do_list(int argc, char **argv)
 static int line_cmp(const void *x, const void *y)
 {
 	const struct stat_line *a = x, *b = y;
-	int c = strcmp(a->rel, b->rel);
+	int c = strcmp(a->label.rel, b->label.rel);
 
 	return c ? c : strcmp(a->attach_rel, b->attach_rel);
 }
@@ -438,7 +517,7 @@ static bool in_target(const struct stat_line *l, const struct cgroup *cg)
 	size_t n = strlen(cg->rel);
 
 	return l->row.attach_id == cg->id || l->row.cgroup_id == cg->id ||
-	       (strncmp(l->rel, cg->rel, n) == 0 && (l->rel[n] == '/' || n == 1));
+	       (strncmp(l->label.rel, cg->rel, n) == 0 && (l->label.rel[n] == '/' || n == 1));
 }
 
 static int do_stats(int argc, char **argv)
@@ -446,6 +525,8 @@ static int do_stats(int argc, char **argv)
 	struct state st = { .lock_fd = -1 };
 	struct stats_row *rows = NULL;
 	struct stat_line *lines = NULL;
+	struct docker_names dn = { 0 };
+	bool names_loaded = false;
 	struct cgtree tree = { 0 };
 	char mnt[PATH_MAX], err[ERRLEN];
 	struct cgroup cg;
@@ -453,18 +534,18 @@ static int do_stats(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("stats", argc, argv, "cgroup pid j v h", &o);
+	ret = parse_opts("stats", argc, argv, "cgroup pid container j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (check_privileges("stats", false))
 		return EXIT_FAIL;
-	if (o.cgroup || o.pid)
+	if (has_target(&o))
 		ret = resolve_target(&o, mnt, sizeof(mnt), &cg);
 	else if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err))
 		errorf("%s", err), ret = EXIT_FAIL;
 	if (ret)
 		return ret;
-	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree);
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
 	if (!ret && state_stats(&st, &rows, &n, err)) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
@@ -473,19 +554,54 @@ static int do_stats(int argc, char **argv)
 		lines = calloc(n ? n : 1, sizeof(*lines));
 		for (size_t i = 0; lines && i < n; i++) {
 			struct stat_line l = {
-				.rel = name_of(&tree, rows[i].cgroup_id),
+				.label.rel = name_of(&tree, rows[i].cgroup_id),
 				.attach_rel = name_of(&tree, rows[i].attach_id),
 				.row = rows[i],
 			};
 
-			if (!(o.cgroup || o.pid) || in_target(&l, &cg))
-				lines[m++] = l;
+			if (has_target(&o) && !in_target(&l, &cg))
+				continue;
+			label(&l.label, l.label.rel, &dn, &names_loaded);
+			lines[m++] = l;
 		}
 		qsort(lines, m, sizeof(*lines), line_cmp);
 		print_stats(lines, m, o.json);
 	}
 	free(lines);
 	free(rows);
+	docker_names_free(&dn);
+	cgtree_free(&tree);
+	state_close(&st);
+	return ret;
+}
+
+static int do_gc(int argc, char **argv)
+{
+	struct state st = { .lock_fd = -1 };
+	struct cgtree tree = { 0 };
+	char mnt[PATH_MAX], err[ERRLEN];
+	int ret, removed = 0;
+	struct opts o;
+
+	ret = parse_opts("gc", argc, argv, "j v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (check_privileges("gc", false))
+		return EXIT_FAIL;
+	if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err)) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, &removed);
+	if (!ret && o.json) {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "removed", json_object_new_int(removed));
+		print_json(j);
+		json_object_put(j);
+	} else if (!ret) {
+		printf("gc: removed %d attachment%s of cgroups that no longer exist\n", removed, removed == 1 ? "" : "s");
+	}
 	cgtree_free(&tree);
 	state_close(&st);
 	return ret;
@@ -529,6 +645,7 @@ static const struct command {
 	{ "detach", do_detach },
 	{ "list", do_list },
 	{ "stats", do_stats },
+	{ "gc", do_gc },
 	{ "version", do_version },
 	{ "help", do_help },
 };

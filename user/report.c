@@ -59,12 +59,25 @@ void print_json(json_object *o)
 					      JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+static void label_json(json_object *o, const struct cgroup_label *l, uint64_t id)
+{
+	json_object_object_add(o, "cgroup", json_object_new_string(l->rel));
+	json_object_object_add(o, "cgroup_id", json_object_new_uint64(id));
+	json_object_object_add(o, "container", l->container[0] ? json_object_new_string(l->container) : NULL);
+	json_object_object_add(o, "name", l->name ? json_object_new_string(l->name) : NULL);
+}
+
+/* Short ID and name columns, "-" where there is none. */
+static void label_text(const struct cgroup_label *l, char *buf, size_t len)
+{
+	snprintf(buf, len, "%-12.12s  %-20s", l->container[0] ? l->container : "-", l->name ? l->name : "-");
+}
+
 json_object *attachment_json(const struct attachment *a)
 {
 	json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "cgroup", json_object_new_string(a->rel));
-	json_object_object_add(o, "cgroup_id", json_object_new_uint64(a->id));
+	label_json(o, &a->label, a->id);
 	json_object_object_add(o, "rules", ruleset_json(&a->rules));
 	return o;
 }
@@ -84,12 +97,13 @@ void print_list(const struct attachment *a, size_t n, bool json)
 		puts("nothing attached");
 		return;
 	}
-	printf("%-40s %-10s %s\n", "CGROUP", "ID", "RULES");
+	printf("%-40s %-10s %-12s  %-20s %s\n", "CGROUP", "ID", "CONTAINER", "NAME", "RULES");
 	for (size_t i = 0; i < n; i++) {
-		char rules[4096];
+		char rules[4096], label[128];
 
 		ruleset_text(&a[i].rules, rules, sizeof(rules));
-		printf("%-40s %-10llu %s\n", a[i].rel, (unsigned long long)a[i].id, rules);
+		label_text(&a[i].label, label, sizeof(label));
+		printf("%-40s %-10llu %s %s\n", a[i].label.rel, (unsigned long long)a[i].id, label, rules);
 	}
 }
 
@@ -101,8 +115,7 @@ void print_stats(const struct stat_line *l, size_t n, bool json)
 		for (size_t i = 0; i < n; i++) {
 			json_object *o = json_object_new_object();
 
-			json_object_object_add(o, "cgroup", json_object_new_string(l[i].rel));
-			json_object_object_add(o, "cgroup_id", json_object_new_uint64(l[i].row.cgroup_id));
+			label_json(o, &l[i].label, l[i].row.cgroup_id);
 			json_object_object_add(o, "attached_cgroup", json_object_new_string(l[i].attach_rel));
 			json_object_object_add(o, "attached_cgroup_id", json_object_new_uint64(l[i].row.attach_id));
 			for (int c = 0; c < HOSTLO_CNT_USED; c++)
@@ -117,7 +130,7 @@ void print_stats(const struct stat_line *l, size_t n, bool json)
 		puts("no counters (nothing attached, or no matching call yet)");
 		return;
 	}
-	printf("%-40s %-24s", "CGROUP", "ATTACHED AT");
+	printf("%-40s %-12s  %-20s %-24s", "CGROUP", "CONTAINER", "NAME", "ATTACHED AT");
 	for (int c = 0; c < HOSTLO_CNT_USED; c++) {
 		char up[32];
 
@@ -128,7 +141,10 @@ void print_stats(const struct stat_line *l, size_t n, bool json)
 	}
 	putchar('\n');
 	for (size_t i = 0; i < n; i++) {
-		printf("%-40s %-24s", l[i].rel, l[i].attach_rel);
+		char label[128];
+
+		label_text(&l[i].label, label, sizeof(label));
+		printf("%-40s %s %-24s", l[i].label.rel, label, l[i].attach_rel);
 		for (int c = 0; c < HOSTLO_CNT_USED; c++)
 			printf(" %18llu", (unsigned long long)l[i].row.count[c]);
 		putchar('\n');

@@ -8,14 +8,22 @@
 #include "rules.h"
 #include "state.h"
 
+/* What names a cgroup for people: its path and, when it is a container's, the ID and Docker name. */
+struct cgroup_label {
+	const char *rel;
+	char container[65];   /* "" when the path holds no container ID */
+	const char *name;     /* NULL when Docker does not know it */
+};
+
 struct attachment {
 	uint64_t id;
-	const char *rel;
+	struct cgroup_label label;
 	struct ruleset rules;
 };
 
 struct stat_line {
-	const char *rel, *attach_rel;
+	struct cgroup_label label;
+	const char *attach_rel;
 	struct stats_row row;
 };
 

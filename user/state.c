@@ -170,7 +170,7 @@ static int create_pinned(struct state *st, char *err)
 {
 	struct hostlo_config cfg = { .abi_version = HOSTLO_ABI_VERSION };
 	char tmp[BPFFS_PATH_MAX + 32], links[BPFFS_PATH_MAX + 40];
-	struct hostlo_bpf *skel;
+	struct hostlo_bpf *skel = NULL;
 	__u32 zero = 0;
 	int ret = -1;
 
@@ -180,6 +180,11 @@ static int create_pinned(struct state *st, char *err)
 		seterr(err, "bpffs %s: %s", tmp, strerror(errno));
 		remove_tree(tmp);
 		return -1;
+	}
+	/* a kernel built without CONFIG_CGROUP_BPF fails later with an unhelpful EINVAL: say it here */
+	if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, NULL) == 0) {
+		seterr(err, "kernel: no cgroup sock_addr BPF programs (needs CONFIG_CGROUP_BPF, Linux 5.10+)");
+		goto out;
 	}
 	skel = hostlo_bpf__open();
 	if (!skel) {
@@ -658,6 +663,7 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char 
 {
 	uint64_t *ids, *linked;
 	size_t n, nl;
+	int removed = 0;
 	__u32 inner;
 
 	if (!st->present)
@@ -671,6 +677,7 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char 
 		unpin_links(st, ids[i]);
 		bpf_map_delete_elem(st->rules_fd, &ids[i]);
 		drop_stats(st, ids[i], tree);
+		removed++;
 	}
 	free(ids);
 	/* links whose rules are gone: a crash between the two steps of a detach */
@@ -684,7 +691,7 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char 
 		return -1;
 	if (!keep_empty && !count_attached(st))
 		teardown(st);
-	return 0;
+	return removed;
 }
 
 int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)

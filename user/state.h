@@ -44,7 +44,8 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 /* 0 when detached, 1 when cg was not attached, -1 on error. */
 int state_detach(struct state *st, uint64_t id, const struct cgtree *tree, char *err);
 void state_detach_all(struct state *st);
-/* Removes what belongs to cgroups that no longer exist and anything a crashed run left half-done. */
+/* Removes what belongs to cgroups that no longer exist and anything a crashed run left half-done;
+ * returns how many attachments it removed, or -1. */
 int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char *err);
 
 /* Attached cgroup ids, sorted; caller frees. */

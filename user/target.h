@@ -29,6 +29,9 @@ int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *pid, 
 int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err);
 /* Some process in the cgroup or, failing that, in its descendants; 0 when there is none. */
 int cgroup_some_pid(const char *path);
+/* A port in [lo, hi] with a TCP listener on 127.0.0.1 or ::1 in the network namespace of some process
+ * in the cgroup or below it (0 when none); *pid is that process. */
+int loopback_listener(const struct sysenv *env, const char *cgpath, unsigned lo, unsigned hi, int *pid);
 /* Fills cg from an absolute path under mnt; rel is computed from mnt. */
 int cgroup_fill(const char *mnt, const char *path, struct cgroup *cg, char *err);
 

@@ -1,0 +1,293 @@
+/* container.c: from a container's ID or name to its cgroup, whatever the runtime's cgroup layout. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <json-c/json.h>
+#include "container.h"
+#include "util.h"
+
+#define DOCKER_SOCK "/var/run/docker.sock"
+#define DOCKER_TIMEOUT_S 5
+#define DOCKER_MAX_REPLY (16 << 20)
+
+static bool all_hex(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* One path component: "<id>", or "<runtime>-<id>.scope" for the systemd-driven layouts. */
+static bool component_id(const char *c, size_t len, char id[CONTAINER_ID_LEN + 1])
+{
+	static const char *const prefixes[] = { "docker-", "libpod-", "cri-containerd-", "crio-" };
+	static const char scope[] = ".scope";
+	const char *p = c;
+	size_t l = len;
+
+	if (l > strlen(scope) && memcmp(c + l - strlen(scope), scope, strlen(scope)) == 0) {
+		l -= strlen(scope);
+		for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+			size_t pl = strlen(prefixes[i]);
+
+			if (l > pl && memcmp(c, prefixes[i], pl) == 0) {
+				p = c + pl;
+				l -= pl;
+				break;
+			}
+		}
+		if (p == c)
+			return false;
+	}
+	if (l != CONTAINER_ID_LEN || !all_hex(p, l))
+		return false;
+	memcpy(id, p, CONTAINER_ID_LEN);
+	id[CONTAINER_ID_LEN] = '\0';
+	return true;
+}
+
+bool container_id_of(const char *rel, char id[CONTAINER_ID_LEN + 1])
+{
+	const char *end = rel + strlen(rel);
+
+	while (end > rel) {
+		const char *start = end;
+
+		while (start > rel && start[-1] != '/')
+			start--;
+		if (component_id(start, (size_t)(end - start), id))
+			return true;
+		end = start > rel ? start - 1 : rel;
+	}
+	return false;
+}
+
+bool container_arg_valid(const char *arg)
+{
+	if (arg[0] == '/')
+		arg++;
+	if (!((arg[0] >= 'a' && arg[0] <= 'z') || (arg[0] >= 'A' && arg[0] <= 'Z') || (arg[0] >= '0' && arg[0] <= '9')))
+		return false;
+	return arg[strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")] == '\0' &&
+	       strlen(arg) <= 255;
+}
+
+/* The cgroup whose own name carries the ID: the container's cgroup, not one of its children. */
+static size_t find_by_prefix(const struct cgtree *t, const char *prefix, const struct cgnode **hits, size_t max)
+{
+	size_t n = 0, pl = strlen(prefix);
+
+	for (size_t i = 0; i < t->n; i++) {
+		const char *base = strrchr(t->nodes[i].rel, '/');
+		char id[CONTAINER_ID_LEN + 1];
+		bool dup = false;
+
+		base = base ? base + 1 : t->nodes[i].rel;
+		if (!component_id(base, strlen(base), id) || strncmp(id, prefix, pl) != 0)
+			continue;
+		/* the same container can show up twice (a runtime's nested cgroups): count it once */
+		for (size_t k = 0; k < n && k < max; k++) {
+			char other[CONTAINER_ID_LEN + 1];
+
+			if (container_id_of(hits[k]->rel, other) && strcmp(other, id) == 0)
+				dup = true;
+		}
+		if (dup)
+			continue;
+		if (n < max)
+			hits[n] = &t->nodes[i];
+		n++;
+	}
+	return n;
+}
+
+static const char *docker_socket(char *err)
+{
+	const char *host = getenv("DOCKER_HOST");
+
+	if (!host || !host[0])
+		return DOCKER_SOCK;
+	if (strncmp(host, "unix://", 7) == 0)
+		return host + 7;
+	seterr(err, "DOCKER_HOST %s: only unix:// sockets are supported", host);
+	return NULL;
+}
+
+/*
+ * GET over the Docker unix socket, HTTP/1.0 so the reply is neither chunked nor kept alive. A dozen
+ * lines of HTTP instead of libcurl keep the static init-container binary free of curl's dependencies.
+ * Returns the HTTP status (body parsed into *json when it is JSON), or -1 with err set.
+ */
+static int docker_get(const char *path, json_object **json, char *err)
+{
+	struct timeval tv = { .tv_sec = DOCKER_TIMEOUT_S };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *sock = docker_socket(err);
+	size_t len = 0, cap = 65536;
+	char req[512], *buf = NULL, *body;
+	int fd, status = -1;
+	ssize_t r;
+
+	*json = NULL;
+	if (!sock)
+		return -1;
+	if (strlen(sock) >= sizeof(sa.sun_path))
+		return seterr(err, "Docker at %s: socket path too long", sock);
+	strcpy(sa.sun_path, sock);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return seterr(err, "Docker at %s: %s", sock, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		seterr(err, "Docker at %s: not reachable: %s", sock, strerror(errno));
+		goto out;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: docker\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+		seterr(err, "Docker at %s: %s", sock, strerror(errno));
+		goto out;
+	}
+	buf = malloc(cap + 1);
+	while (buf && (r = read(fd, buf + len, cap - len)) > 0) {
+		len += (size_t)r;
+		if (len == cap) {
+			char *b = cap < DOCKER_MAX_REPLY ? realloc(buf, (cap *= 2) + 1) : NULL;
+
+			if (!b) {
+				seterr(err, "Docker at %s: reply too large", sock);
+				goto out;
+			}
+			buf = b;
+		}
+	}
+	if (!buf || len == 0) {
+		seterr(err, "Docker at %s: no reply", sock);
+		goto out;
+	}
+	buf[len] = '\0';
+	body = strstr(buf, "\r\n\r\n");
+	if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1 || !body) {
+		seterr(err, "Docker at %s: not an HTTP reply", sock);
+		status = -1;
+		goto out;
+	}
+	*json = json_tokener_parse(body + 4);
+out:
+	free(buf);
+	close(fd);
+	return status;
+}
+
+/* Docker's own resolution (name, full ID or unique prefix); 1 when Docker says there is no such container. */
+static int docker_inspect(const char *arg, char id[CONTAINER_ID_LEN + 1], char *err)
+{
+	json_object *j, *v;
+	char path[300];
+	int status;
+
+	snprintf(path, sizeof(path), "/containers/%s/json", arg[0] == '/' ? arg + 1 : arg);
+	status = docker_get(path, &j, err);
+	if (status < 0)
+		return -1;
+	if (status == 200 && json_object_object_get_ex(j, "Id", &v) &&
+	    strlen(json_object_get_string(v)) == CONTAINER_ID_LEN) {
+		snprintf(id, CONTAINER_ID_LEN + 1, "%s", json_object_get_string(v));
+		json_object_put(j);
+		return 0;
+	}
+	json_object_put(j);
+	return 1;
+}
+
+int container_cgroup(const struct cgtree *t, const char *mnt, const char *arg, char *rel, size_t len, char *err)
+{
+	const struct cgnode *hits[6];
+	char id[CONTAINER_ID_LEN + 1], derr[ERRLEN] = "";
+	size_t n;
+	int d;
+
+	/* a full ID needs nobody's help; then Docker (names, and its idea of prefixes); then the tree */
+	if (strlen(arg) == CONTAINER_ID_LEN && all_hex(arg, CONTAINER_ID_LEN)) {
+		snprintf(id, sizeof(id), "%s", arg);
+		d = 0;
+	} else {
+		d = docker_inspect(arg, id, derr);
+	}
+	if (d == 0) {
+		n = find_by_prefix(t, id, hits, 1);
+		if (n == 1) {
+			snprintf(rel, len, "%s", hits[0]->rel);
+			return 0;
+		}
+		return seterr(err, "container %s: no cgroup for ID %.12s under %s (is it running?)", arg, id, mnt);
+	}
+	n = strlen(arg) <= CONTAINER_ID_LEN && all_hex(arg, strlen(arg)) ? find_by_prefix(t, arg, hits, 6) : 0;
+	if (n == 1) {
+		snprintf(rel, len, "%s", hits[0]->rel);
+		return 0;
+	}
+	if (n > 1) {
+		char list[6 * 14 + 8] = "";
+		size_t l = 0;
+
+		for (size_t i = 0; i < n && i < 5; i++) {
+			container_id_of(hits[i]->rel, id);
+			l += (size_t)snprintf(list + l, sizeof(list) - l, "%s%.12s", i ? ", " : "", id);
+		}
+		return seterr(err, "container %s: ambiguous ID prefix, matches %zu containers: %s%s", arg, n, list,
+			      n > 5 ? ", ..." : "");
+	}
+	return seterr(err, "container %s: not found (looked in the cgroup2 tree under %s, and %s)", arg, mnt,
+		      d < 0 ? derr : "in Docker");
+}
+
+void docker_names_load(struct docker_names *dn)
+{
+	json_object *j;
+	char err[ERRLEN];
+	size_t n;
+
+	memset(dn, 0, sizeof(*dn));
+	if (docker_get("/containers/json?all=1", &j, err) != 200 || !json_object_is_type(j, json_type_array)) {
+		json_object_put(j);
+		return;
+	}
+	n = json_object_array_length(j);
+	dn->e = calloc(n ? n : 1, sizeof(*dn->e));
+	for (size_t i = 0; dn->e && i < n; i++) {
+		json_object *c = json_object_array_get_idx(j, i), *id, *names;
+		const char *name;
+
+		if (!json_object_object_get_ex(c, "Id", &id) || !json_object_object_get_ex(c, "Names", &names) ||
+		    json_object_array_length(names) < 1)
+			continue;
+		name = json_object_get_string(json_object_array_get_idx(names, 0));
+		snprintf(dn->e[dn->n].id, sizeof(dn->e[dn->n].id), "%s", json_object_get_string(id));
+		dn->e[dn->n].name = strdup(name[0] == '/' ? name + 1 : name);
+		dn->n++;
+	}
+	json_object_put(j);
+}
+
+const char *docker_name(const struct docker_names *dn, const char *id)
+{
+	for (size_t i = 0; i < dn->n; i++)
+		if (strcmp(dn->e[i].id, id) == 0)
+			return dn->e[i].name;
+	return NULL;
+}
+
+void docker_names_free(struct docker_names *dn)
+{
+	for (size_t i = 0; i < dn->n; i++)
+		free(dn->e[i].name);
+	free(dn->e);
+	memset(dn, 0, sizeof(*dn));
+}
