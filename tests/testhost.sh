@@ -10,7 +10,9 @@ NS=$HL_NAME
 VETH_H=$HL_VETH-h VETH_C=$HL_VETH-c
 HOST_IP=$HL_NET.1 CONT_IP=$HL_NET.2
 
-cg2_mount() { awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo; }
+# mounts_of TYPE: mount points of that file system type (the type is the field after "-").
+mounts_of() { awk -v t="$1" '$4 == "/" { for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == t) print $5; break } }' /proc/self/mountinfo; }
+cg2_mount() { mounts_of cgroup2 | head -1; }
 CG2=$(cg2_mount)
 CGT=$CG2/$HL_NAME            # the container's cgroup (attached); children app, app2
 CGO=$CG2/$HL_NAME-out        # same netns, outside every attachment
@@ -43,7 +45,7 @@ kill_cgroup() {
 			kill -9 $procs 2>/dev/null
 			sleep 0.1
 		done
-		rmdir "$d" 2>/dev/null
+		for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$d" 2>/dev/null || [ ! -d "$d" ] && break; sleep 0.1; done
 	done
 }
 

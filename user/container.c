@@ -244,8 +244,9 @@ int container_cgroup(const struct cgtree *t, const char *mnt, const char *arg, c
 		return seterr(err, "container %s: ambiguous ID prefix, matches %zu containers: %s%s", arg, n, list,
 			      n > 5 ? ", ..." : "");
 	}
-	return seterr(err, "container %s: not found (looked in the cgroup2 tree under %s, and %s)", arg, mnt,
-		      d < 0 ? derr : "in Docker");
+	if (d > 0)
+		snprintf(derr, sizeof(derr), "Docker at %s", docker_socket(derr));
+	return seterr(err, "container %s: not found (looked in the cgroup2 tree under %s, and %s)", arg, mnt, derr);
 }
 
 void docker_names_load(struct docker_names *dn)

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "cgtree.h"
+#include "container.h"
 #include "rules.h"
 #include "target.h"
 #include "util.h"
@@ -344,6 +346,74 @@ static void test_default_gateway(void **state)
 	assert_int_equal(default_gateway(&env, 52, &gw, err), -1);
 }
 
+#define Z56 "00000000000000000000000000000000000000000000000000000000"
+
+static void test_container_id_of(void **state)
+{
+	static const struct { const char *rel, *id; } rows[] = {
+		{ "/docker/abcd1234" Z56, "abcd1234" Z56 },
+		{ "/system.slice/docker-abcd1234" Z56 ".scope", "abcd1234" Z56 },
+		{ "/machine.slice/libpod-abcd1234" Z56 ".scope/container", "abcd1234" Z56 },
+		{ "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abcd1234" Z56 ".scope", "abcd1234" Z56 },
+		{ "/kubepods/burstable/pod1/abcd1234" Z56, "abcd1234" Z56 },
+		{ "/crio-abcd1234" Z56 ".scope", "abcd1234" Z56 },
+		{ "/machine.slice/libpod-conmon-abcd1234" Z56 ".scope", NULL },
+		{ "/docker/ABCD1234" Z56, NULL },
+		{ "/docker/abcd1234", NULL },
+		{ "/user.slice/user-0.slice/session-1.scope", NULL },
+		{ "/", NULL },
+	};
+	char id[CONTAINER_ID_LEN + 1];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		bool found = container_id_of(rows[i].rel, id);
+
+		if (found != (rows[i].id != NULL))
+			fail_msg("%s: found=%d", rows[i].rel, found);
+		if (found)
+			assert_string_equal(id, rows[i].id);
+	}
+	assert_true(container_arg_valid("web-1_a.b"));
+	assert_true(container_arg_valid("/web"));
+	assert_false(container_arg_valid("a/b"));
+	assert_false(container_arg_valid("-x"));
+	assert_false(container_arg_valid("a?b"));
+	assert_false(container_arg_valid(""));
+}
+
+/* Resolution by ID and prefix needs no runtime: the tree alone answers (Docker is unreachable here). */
+static void test_container_cgroup(void **state)
+{
+	struct cgnode nodes[] = {
+		{ 1, 0, "/" },
+		{ 2, 1, "/docker" },
+		{ 3, 2, "/docker/aaaa1111" Z56 },
+		{ 4, 3, "/docker/aaaa1111" Z56 "/sub" },
+		{ 5, 2, "/system.slice/docker-aaaa2222" Z56 ".scope" },
+		{ 6, 2, "/system.slice/docker-bbbb3333" Z56 ".scope" },
+	};
+	struct cgtree t = { .nodes = nodes, .n = 6 };
+	char rel[PATH_MAX], err[ERRLEN];
+
+	(void)state;
+	setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
+	assert_int_equal(container_cgroup(&t, "/cg", "aaaa1111" Z56, rel, sizeof(rel), err), 0);
+	assert_string_equal(rel, "/docker/aaaa1111" Z56);
+	assert_int_equal(container_cgroup(&t, "/cg", "bbbb", rel, sizeof(rel), err), 0);
+	assert_string_equal(rel, "/system.slice/docker-bbbb3333" Z56 ".scope");
+	assert_int_equal(container_cgroup(&t, "/cg", "aaaa1", rel, sizeof(rel), err), 0);
+	assert_int_equal(container_cgroup(&t, "/cg", "aaaa", rel, sizeof(rel), err), -1);
+	assert_non_null(strstr(err, "ambiguous ID prefix, matches 2 containers: aaaa11110000, aaaa22220000"));
+	assert_int_equal(container_cgroup(&t, "/cg", "web", rel, sizeof(rel), err), -1);
+	assert_non_null(strstr(err, "container web: not found (looked in the cgroup2 tree under /cg, and Docker at "
+				    "/nonexistent/docker.sock: not reachable"));
+	setenv("DOCKER_HOST", "tcp://198.18.0.1:2375", 1);
+	assert_int_equal(container_cgroup(&t, "/cg", "web", rel, sizeof(rel), err), -1);
+	assert_non_null(strstr(err, "only unix:// sockets"));
+	unsetenv("DOCKER_HOST");
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -351,6 +421,8 @@ int main(void)
 		cmocka_unit_test(test_rules_invalid),
 		cmocka_unit_test(test_ruleset_overlap),
 		cmocka_unit_test(test_ruleset_roundtrip),
+		cmocka_unit_test(test_container_id_of),
+		cmocka_unit_test(test_container_cgroup),
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_mountinfo_hybrid),
