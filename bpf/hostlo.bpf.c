@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* hostlo.bpf.c: cgroup sock_addr programs that redirect loopback connects and widen loopback binds. */
+/*
+ * hostlo.bpf.c: cgroup sock_addr programs that redirect loopback connects and datagrams to a host,
+ * widen loopback binds, and show the application the loopback address it asked for.
+ */
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
@@ -10,6 +13,7 @@
 #define SYS_PROCEED 1
 
 #define SOCK_STREAM 1
+#define SOCK_DGRAM 2
 #define IPPROTO_MPTCP_ 262
 
 #define LOOPBACK4 0x7f000001 /* 127.0.0.1, host order */
@@ -45,6 +49,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct hostlo_config);
 } hostlo_config SEC(".maps");
+
+/* Per-socket translation state; freed by the kernel with the socket, so it cannot outgrow them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct hostlo_sock);
+} hostlo_socks SEC(".maps");
 
 /*
  * The programs are attached to many cgroups at once, so they find their rules from the caller:
@@ -106,60 +118,261 @@ static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
 	__sync_fetch_and_add(&row->count[c], 1);
 }
 
-static __always_inline int is_tcp(struct bpf_sock_addr *ctx)
+/* The rule kind for this socket's connect or datagram, 0 for sockets hostlo never redirects. */
+static __always_inline __u8 connect_kind(struct bpf_sock_addr *ctx)
 {
-	return ctx->type == SOCK_STREAM &&
-	       (ctx->protocol == IPPROTO_TCP || ctx->protocol == IPPROTO_MPTCP_);
+	if (ctx->type == SOCK_STREAM && (ctx->protocol == IPPROTO_TCP || ctx->protocol == IPPROTO_MPTCP_))
+		return HOSTLO_KIND_CONNECT_TCP;
+	if (ctx->type == SOCK_DGRAM && ctx->protocol == IPPROTO_UDP)
+		return HOSTLO_KIND_CONNECT_UDP;
+	return 0;
 }
 
-static __always_inline int is_loopback6(struct bpf_sock_addr *ctx)
+/* Which loopback form an AF_INET6 address is: ::1, ::ffff:127.0.0.1, or neither. */
+static __always_inline __u8 loopback6(struct bpf_sock_addr *ctx)
 {
-	/* ::1, or the v4-mapped ::ffff:127.0.0.1 that dual-stack apps use for "localhost" */
 	if (ctx->user_ip6[0] || ctx->user_ip6[1])
-		return 0;
+		return HOSTLO_ORIG_NONE;
 	if (!ctx->user_ip6[2])
-		return ctx->user_ip6[3] == bpf_htonl(1);
-	return ctx->user_ip6[2] == bpf_htonl(0xffff) && ctx->user_ip6[3] == bpf_htonl(LOOPBACK4);
+		return ctx->user_ip6[3] == bpf_htonl(1) ? HOSTLO_ORIG_LO6 : HOSTLO_ORIG_NONE;
+	if (ctx->user_ip6[2] == bpf_htonl(0xffff) && ctx->user_ip6[3] == bpf_htonl(LOOPBACK4))
+		return HOSTLO_ORIG_LO4_MAPPED;
+	return HOSTLO_ORIG_NONE;
 }
 
-SEC("cgroup/connect4")
-int hostlo_connect4(struct bpf_sock_addr *ctx)
+/* Something in the caller's own network namespace listens on the loopback address and port asked for. */
+static __always_inline int local_listener(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig)
 {
-	struct hostlo_rule_val *to;
-	__u64 attach_id;
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	__u32 size;
 
-	if (!is_tcp(ctx) || ctx->user_ip4 != bpf_htonl(LOOPBACK4))
-		return SYS_PROCEED;
-	to = find_rule(HOSTLO_KIND_CONNECT_TCP, ctx->user_port, &attach_id);
+	if (orig == HOSTLO_ORIG_LO6) {
+		t.ipv6.daddr[3] = bpf_htonl(1);
+		t.ipv6.dport = (__be16)ctx->user_port;
+		size = sizeof(t.ipv6);
+	} else {
+		t.ipv4.daddr = bpf_htonl(LOOPBACK4);
+		t.ipv4.dport = (__be16)ctx->user_port;
+		size = sizeof(t.ipv4);
+	}
+	if (kind == HOSTLO_KIND_CONNECT_UDP)
+		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/* The rule that redirects this loopback call, or NULL to leave it alone (no rule, or kept local). */
+static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig,
+						      __u64 *attach_id)
+{
+	struct hostlo_rule_val *to = find_rule(kind, ctx->user_port, attach_id);
+
 	if (!to)
-		return SYS_PROCEED;
+		return NULL;
+	if (!(to->flags & HOSTLO_RULE_ALWAYS) && local_listener(ctx, kind, orig)) {
+		count(*attach_id, HOSTLO_CNT_CONNECT_KEPT_LOCAL);
+		return NULL;
+	}
+	return to;
+}
+
+/* Records what the app asked for, to show it again later. Failing here only loses that view. */
+static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to, __u8 orig,
+				     __u64 attach_id, int connected)
+{
+	struct hostlo_xlat x = {
+		.target_addr = to->addr,
+		.target_port = to->port ? to->port : (__be16)ctx->user_port,
+		.orig_port = (__be16)ctx->user_port,
+		.orig = orig,
+	};
+	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!s)
+		return;
+	s->attach_id = attach_id;
+	if (connected) {
+		s->peer = x;
+		return;
+	}
+	for (int i = 0; i < HOSTLO_UDP_XLATS; i++)
+		if (s->udp[i].target_addr == x.target_addr && s->udp[i].target_port == x.target_port &&
+		    s->udp[i].orig_port == x.orig_port && s->udp[i].orig == x.orig)
+			return;
+	__u32 slot = s->next & (HOSTLO_UDP_XLATS - 1);
+
+	s->udp[slot] = x;
+	s->next = slot + 1;
+}
+
+static __always_inline void set_target4(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to)
+{
 	ctx->user_ip4 = to->addr;
 	if (to->port)
 		ctx->user_port = to->port;
-	count(attach_id, HOSTLO_CNT_CONNECT_REDIRECTED);
-	return SYS_PROCEED;
 }
 
-/* An IPv6 connect to ::1 reaches the IPv4 target through its v4-mapped address. */
-SEC("cgroup/connect6")
-int hostlo_connect6(struct bpf_sock_addr *ctx)
+/* An IPv6 socket reaches the IPv4 target through its v4-mapped address. */
+static __always_inline void set_target6(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to)
 {
-	struct hostlo_rule_val *to;
-	__u64 attach_id;
-
-	if (!is_tcp(ctx) || !is_loopback6(ctx))
-		return SYS_PROCEED;
-	to = find_rule(HOSTLO_KIND_CONNECT_TCP, ctx->user_port, &attach_id);
-	if (!to)
-		return SYS_PROCEED;
 	ctx->user_ip6[0] = 0;
 	ctx->user_ip6[1] = 0;
 	ctx->user_ip6[2] = bpf_htonl(0xffff);
 	ctx->user_ip6[3] = to->addr;
 	if (to->port)
 		ctx->user_port = to->port;
-	count(attach_id, HOSTLO_CNT_CONNECT_REDIRECTED);
+}
+
+static __always_inline enum hostlo_counter redirect_counter(__u8 kind)
+{
+	return kind == HOSTLO_KIND_CONNECT_UDP ? HOSTLO_CNT_UDP_REDIRECTED : HOSTLO_CNT_CONNECT_REDIRECTED;
+}
+
+static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
+{
+	__u8 kind = connect_kind(ctx);
+	struct hostlo_rule_val *to;
+	__u64 attach_id;
+
+	if (!kind || ctx->user_ip4 != bpf_htonl(LOOPBACK4) || (!connected && kind != HOSTLO_KIND_CONNECT_UDP))
+		return SYS_PROCEED;
+	to = decide(ctx, kind, HOSTLO_ORIG_LO4, &attach_id);
+	if (!to)
+		return SYS_PROCEED;
+	remember(ctx, to, HOSTLO_ORIG_LO4, attach_id, connected);
+	set_target4(ctx, to);
+	count(attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
+}
+
+static __always_inline int redirect6(struct bpf_sock_addr *ctx)
+{
+	__u8 kind = connect_kind(ctx), orig;
+	struct hostlo_rule_val *to;
+	__u64 attach_id;
+
+	if (!kind)
+		return SYS_PROCEED;
+	orig = loopback6(ctx);
+	if (orig == HOSTLO_ORIG_NONE)
+		return SYS_PROCEED;
+	to = decide(ctx, kind, orig, &attach_id);
+	if (!to)
+		return SYS_PROCEED;
+	remember(ctx, to, orig, attach_id, 1);
+	set_target6(ctx, to);
+	count(attach_id, redirect_counter(kind));
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/connect4")
+int hostlo_connect4(struct bpf_sock_addr *ctx)
+{
+	return redirect4(ctx, 1);
+}
+
+SEC("cgroup/connect6")
+int hostlo_connect6(struct bpf_sock_addr *ctx)
+{
+	return redirect6(ctx);
+}
+
+/* Unconnected UDP: sendto() a loopback address. */
+SEC("cgroup/sendmsg4")
+int hostlo_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return redirect4(ctx, 0);
+}
+
+/*
+ * No sendmsg6 program: the kernel refuses (ENOTSUPP) a sendmsg6 rewrite to a v4-mapped address, so an
+ * unconnected datagram to [::1] cannot reach an IPv4 target and is left alone. One to
+ * [::ffff:127.0.0.1] takes the kernel's IPv4 path and meets sendmsg4.
+ */
+
+/*
+ * The translation that produced the address the kernel is about to show (a peer or a datagram's
+ * source), or NULL. Matching on the target keeps a re-connected or unrelated socket untouched.
+ */
+static __always_inline struct hostlo_xlat *reverse(struct hostlo_sock *s, __be32 addr, __be16 port, int udp)
+{
+	if (s->peer.orig && s->peer.target_addr == addr && s->peer.target_port == port)
+		return &s->peer;
+	if (!udp)
+		return NULL;
+	for (int i = 0; i < HOSTLO_UDP_XLATS; i++)
+		if (s->udp[i].orig && s->udp[i].target_addr == addr && s->udp[i].target_port == port)
+			return &s->udp[i];
+	return NULL;
+}
+
+static __always_inline int restore4(struct bpf_sock_addr *ctx, int udp, enum hostlo_counter c)
+{
+	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
+	struct hostlo_xlat *x;
+
+	if (!s)
+		return SYS_PROCEED;
+	x = reverse(s, ctx->user_ip4, (__be16)ctx->user_port, udp);
+	if (!x || x->orig != HOSTLO_ORIG_LO4)
+		return SYS_PROCEED;
+	ctx->user_ip4 = bpf_htonl(LOOPBACK4);
+	ctx->user_port = x->orig_port;
+	count(s->attach_id, c);
+	return SYS_PROCEED;
+}
+
+static __always_inline int restore6(struct bpf_sock_addr *ctx, int udp, enum hostlo_counter c)
+{
+	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
+	struct hostlo_xlat *x;
+
+	if (!s || ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
+		return SYS_PROCEED;
+	x = reverse(s, ctx->user_ip6[3], (__be16)ctx->user_port, udp);
+	if (!x)
+		return SYS_PROCEED;
+	/* LO4 here: a v4-mapped datagram that went through sendmsg4 on this IPv6 socket */
+	if (x->orig == HOSTLO_ORIG_LO6) {
+		ctx->user_ip6[2] = 0;
+		ctx->user_ip6[3] = bpf_htonl(1);
+	} else {
+		ctx->user_ip6[3] = bpf_htonl(LOOPBACK4);
+	}
+	ctx->user_port = x->orig_port;
+	count(s->attach_id, c);
+	return SYS_PROCEED;
+}
+
+/* After a redirected connect, getpeername() shows the loopback address the app connected to. */
+SEC("cgroup/getpeername4")
+int hostlo_getpeername4(struct bpf_sock_addr *ctx)
+{
+	return restore4(ctx, 0, HOSTLO_CNT_PEER_RESTORED);
+}
+
+SEC("cgroup/getpeername6")
+int hostlo_getpeername6(struct bpf_sock_addr *ctx)
+{
+	return restore6(ctx, 0, HOSTLO_CNT_PEER_RESTORED);
+}
+
+/* Replies to a redirected datagram come "from" the loopback address it was sent to. */
+SEC("cgroup/recvmsg4")
+int hostlo_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return restore4(ctx, 1, HOSTLO_CNT_UDP_REPLY_RESTORED);
+}
+
+SEC("cgroup/recvmsg6")
+int hostlo_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return restore6(ctx, 1, HOSTLO_CNT_UDP_REPLY_RESTORED);
 }
 
 SEC("cgroup/bind4")
@@ -185,7 +398,7 @@ int hostlo_bind6(struct bpf_sock_addr *ctx)
 	struct hostlo_rule_val *to;
 	__u64 attach_id;
 
-	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] || ctx->user_ip6[3] != bpf_htonl(1))
+	if (loopback6(ctx) != HOSTLO_ORIG_LO6)
 		return SYS_PROCEED;
 	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id);
 	if (!to)

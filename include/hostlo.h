@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 1
+#define HOSTLO_ABI_VERSION 2
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -18,7 +18,11 @@
 enum hostlo_kind {
 	HOSTLO_KIND_CONNECT_TCP = 1,     /* connect() of a SOCK_STREAM socket to loopback */
 	HOSTLO_KIND_BIND = 2,            /* bind() to loopback, any socket type */
+	HOSTLO_KIND_CONNECT_UDP = 3,     /* connect() or sendmsg() of a SOCK_DGRAM socket to loopback */
 };
+
+/* hostlo_rule_val.flags */
+#define HOSTLO_RULE_ALWAYS 0x1           /* redirect even when the caller's netns has a local listener */
 
 /* Inner rules map key: one entry per port (ranges are expanded, so a lookup is one hash probe). */
 struct hostlo_rule_key {
@@ -30,13 +34,17 @@ struct hostlo_rule_key {
 struct hostlo_rule_val {
 	__be32 addr;                     /* network order; for HOSTLO_KIND_BIND the IPv4 bind address */
 	__be16 port;                     /* network order; 0 keeps the port the caller asked for */
-	__u16 flags;                     /* zero; reserved */
+	__u16 flags;                     /* HOSTLO_RULE_* */
 };
 
 /* Counter indices; each row of hostlo_stats holds HOSTLO_NR_COUNTERS slots, some reserved. */
 enum hostlo_counter {
 	HOSTLO_CNT_CONNECT_REDIRECTED = 0,
 	HOSTLO_CNT_BIND_REWRITTEN = 1,
+	HOSTLO_CNT_UDP_REDIRECTED = 2,   /* UDP connect() or sendmsg() redirected */
+	HOSTLO_CNT_UDP_REPLY_RESTORED = 3, /* a datagram's source shown as the loopback address asked for */
+	HOSTLO_CNT_CONNECT_KEPT_LOCAL = 4, /* matched a rule, but a local listener has the port */
+	HOSTLO_CNT_PEER_RESTORED = 5,    /* getpeername() shown the loopback address asked for */
 	HOSTLO_CNT_USED,                 /* counters in use by this ABI */
 	HOSTLO_NR_COUNTERS = 16,         /* slots per row, so counters can be added without a new ABI */
 };
@@ -49,6 +57,32 @@ struct hostlo_stats_key {
 
 struct hostlo_stats_val {
 	__u64 count[HOSTLO_NR_COUNTERS];
+};
+
+/* What the application asked for, so it can be shown again (getpeername, recvmsg). */
+enum hostlo_orig {
+	HOSTLO_ORIG_NONE = 0,
+	HOSTLO_ORIG_LO4 = 1,             /* 127.0.0.1 on an AF_INET socket */
+	HOSTLO_ORIG_LO6 = 2,             /* ::1 */
+	HOSTLO_ORIG_LO4_MAPPED = 3,      /* ::ffff:127.0.0.1 */
+};
+
+struct hostlo_xlat {
+	__be32 target_addr;              /* network order: where the socket really talks to */
+	__be16 target_port;              /* network order */
+	__be16 orig_port;                /* network order: the loopback port the app asked for */
+	__u8 orig;                       /* enum hostlo_orig */
+	__u8 pad[3];
+};
+
+#define HOSTLO_UDP_XLATS 4               /* per socket: reverse entries for unconnected UDP */
+
+/* Per-socket state in socket storage: the kernel frees it with the socket. */
+struct hostlo_sock {
+	__u64 attach_id;                 /* the attached cgroup whose rule redirected this socket */
+	struct hostlo_xlat peer;         /* the connect() redirect, for getpeername and connected UDP */
+	struct hostlo_xlat udp[HOSTLO_UDP_XLATS]; /* sendmsg() redirects, replaced oldest first */
+	__u32 next;                      /* next udp[] slot to replace */
 };
 
 /* hostlo_config[0] */

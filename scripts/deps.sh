@@ -9,6 +9,7 @@ PKGS=(
   libcmocka-dev                           # unit tests
   iproute2 util-linux procps jq           # demo and tests: netns, veth, setpriv, JSON checks
   docker.io busybox-static                # container tests: a real engine, a locally built image
+  dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
 )
 
 missing=()

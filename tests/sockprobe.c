@@ -4,6 +4,10 @@
  *   sockprobe connect ADDR PORT [COUNT]       connect COUNT times; print "peer=A:P got=REPLY" or
  *                                             "error=ERRNO_NAME"; exit 1 on any failure
  *   sockprobe bind ADDR PORT SECONDS          bind+listen; print "local=A:P", answer one client "bound"
+ *   sockprobe udpserve ADDR PORT REPLY SECONDS  answer every datagram with REPLY
+ *   sockprobe udpfan ADDR LO HI              one socket sends to ports LO..HI, then prints each reply
+ *   sockprobe udp ADDR PORT [connected]       send one datagram (sendto, or connect+send); print
+ *                                             "from=A:P got=REPLY" as recvfrom saw it, or "error=..."
  *
  * A line "ready" on stdout means the listener is up. Addresses print as A:P or [A6]:P.
  */
@@ -136,6 +140,94 @@ static int do_connect(const char *addr, const char *port, int count)
 	return failed;
 }
 
+static int udp_socket(const char *addr, const char *port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	int fd = socket(parse(addr, port, ss, len), SOCK_DGRAM, 0);
+
+	timeouts(fd);
+	return fd;
+}
+
+static int udp_serve(const char *addr, const char *port, const char *reply, int seconds)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd = udp_socket(addr, port, &ss, &len);
+	time_t end = time(NULL) + seconds;
+	char buf[80];
+
+	if (bind(fd, (struct sockaddr *)&ss, len) != 0) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("local=%s\nready\n", fmt(&ss, buf, sizeof(buf)));
+	while (time(NULL) < end) {
+		struct sockaddr_storage from;
+		socklen_t flen = sizeof(from);
+		char msg[512];
+		ssize_t n = recvfrom(fd, msg, sizeof(msg), 0, (struct sockaddr *)&from, &flen);
+
+		if (n >= 0 && sendto(fd, reply, strlen(reply), 0, (struct sockaddr *)&from, flen) < 0)
+			perror("sockprobe: sendto");
+	}
+	return 0;
+}
+
+static int udp_ask(const char *addr, const char *port, int connected)
+{
+	struct sockaddr_storage ss, from, peer;
+	socklen_t len, flen = sizeof(from), plen = sizeof(peer);
+	int fd = udp_socket(addr, port, &ss, &len);
+	char got[128] = "", a[80], b[80];
+	ssize_t n;
+
+	if (connected ? connect(fd, (struct sockaddr *)&ss, len) != 0 || send(fd, "ask", 3, 0) != 3 :
+			sendto(fd, "ask", 3, 0, (struct sockaddr *)&ss, len) != 3) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	n = recvfrom(fd, got, sizeof(got) - 1, 0, (struct sockaddr *)&from, &flen);
+	if (n < 0) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	got[n] = '\0';
+	if (connected && getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+		printf("peer=%s ", fmt(&peer, b, sizeof(b)));
+	printf("from=%s got=%s\n", fmt(&from, a, sizeof(a)), got);
+	return 0;
+}
+
+static int udp_fan(const char *addr, int lo, int hi)
+{
+	struct sockaddr_storage ss, from;
+	socklen_t len, flen;
+	char port[8], got[128], a[80];
+	int fd = -1, failed = 0;
+
+	for (int p = lo; p <= hi; p++) {
+		snprintf(port, sizeof(port), "%d", p);
+		if (fd < 0)
+			fd = udp_socket(addr, port, &ss, &len);
+		parse(addr, port, &ss, &len);
+		if (sendto(fd, "ask", 3, 0, (struct sockaddr *)&ss, len) != 3)
+			failed = printf("error=%s\n", strerrorname_np(errno));
+	}
+	for (int p = lo; p <= hi; p++) {
+		ssize_t n;
+
+		flen = sizeof(from);
+		n = recvfrom(fd, got, sizeof(got) - 1, 0, (struct sockaddr *)&from, &flen);
+		if (n < 0) {
+			printf("error=%s\n", strerrorname_np(errno));
+			return 1;
+		}
+		got[n] = '\0';
+		printf("from=%s got=%s\n", fmt(&from, a, sizeof(a)), got);
+	}
+	return failed != 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -146,7 +238,14 @@ int main(int argc, char **argv)
 		return do_connect(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 1);
 	if (argc == 5 && strcmp(argv[1], "bind") == 0)
 		return serve(listener(argv[2], argv[3]), "bound", atoi(argv[4]), 1);
+	if (argc == 6 && strcmp(argv[1], "udpserve") == 0)
+		return udp_serve(argv[2], argv[3], argv[4], atoi(argv[5]));
+	if (argc == 5 && strcmp(argv[1], "udpfan") == 0)
+		return udp_fan(argv[2], atoi(argv[3]), atoi(argv[4]));
+	if ((argc == 4 || argc == 5) && strcmp(argv[1], "udp") == 0)
+		return udp_ask(argv[2], argv[3], argc == 5 && strcmp(argv[4], "connected") == 0);
 	fprintf(stderr, "usage: sockprobe serve ADDR PORT REPLY SECONDS | connect ADDR PORT [COUNT] | "
-			"bind ADDR PORT SECONDS\n");
+			"bind ADDR PORT SECONDS | udpserve ADDR PORT REPLY SECONDS | udp ADDR PORT [connected] | "
+			"udpfan ADDR LO HI\n");
 	return 2;
 }

@@ -42,11 +42,13 @@ static const char usage_text[] =
 "                        a container's cgroup: a full ID or unique ID prefix (Docker, Podman,\n"
 "                        containerd, Kubernetes and CRI-O layouts), or a Docker name (asked of\n"
 "                        the Docker API at $DOCKER_HOST or /var/run/docker.sock)\n"
-"RULE    --connect [tcp:]PORT[-PORT][=ADDR[:PORT]]\n"
-"                        connects to 127.0.0.1, ::1 or ::ffff:127.0.0.1 on PORT (or the range)\n"
-"                        go to ADDR (IPv4) instead, on the same port or from :PORT on. Without\n"
-"                        =ADDR: the default IPv4 gateway of the target's network namespace,\n"
-"                        read from a process in the cgroup\n"
+"RULE    --connect [tcp:|udp:]PORT[-PORT][=ADDR[:PORT]] [--always]\n"
+"                        connects (and, for udp, datagrams) to 127.0.0.1, ::1 or ::ffff:127.0.0.1\n"
+"                        on PORT (or the range) go to ADDR (IPv4) instead, on the same port or\n"
+"                        from :PORT on. Without =ADDR: the default IPv4 gateway of the target's\n"
+"                        network namespace, read from a process in the cgroup. The app still\n"
+"                        sees the address it asked for (getpeername, a reply's source). A port\n"
+"                        with a listener in the caller's own netns stays local, unless --always\n"
 "        --bind PORT[-PORT][=ADDR]\n"
 "                        binds to 127.0.0.1 on those ports become binds to ADDR (default\n"
 "                        0.0.0.0); binds to ::1 on those ports become binds to ::\n"
@@ -83,7 +85,7 @@ struct opts {
 	bool json, dry_run, all, help;
 };
 
-enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER };
+enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS };
 
 /* Parses one command's options; allowed lists which of them the command takes. Returns 0 or 2. */
 static int parse_opts(const char *cmd, int argc, char **argv, const char *allowed, struct opts *o)
@@ -96,6 +98,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ "container", required_argument, NULL, OPT_CONTAINER },
+		{ "always", no_argument, NULL, OPT_ALWAYS },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -147,6 +150,12 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		case OPT_BIND:
 			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
 			    ruleset_add(&o->rules, &r, err)) {
+				errorf("%s", err);
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_ALWAYS:
+			if (ruleset_always(&o->rules, err)) {
 				errorf("%s", err);
 				return EXIT_USAGE;
 			}
@@ -324,7 +333,7 @@ static int do_attach(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("attach", argc, argv, "cgroup pid container connect bind dry-run j v h", &o);
+	ret = parse_opts("attach", argc, argv, "cgroup pid container connect always bind dry-run j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (!has_target(&o)) {

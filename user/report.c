@@ -9,6 +9,10 @@
 static const char *const counter_names[HOSTLO_CNT_USED] = {
 	[HOSTLO_CNT_CONNECT_REDIRECTED] = "connect_redirected",
 	[HOSTLO_CNT_BIND_REWRITTEN] = "bind_rewritten",
+	[HOSTLO_CNT_UDP_REDIRECTED] = "udp_redirected",
+	[HOSTLO_CNT_UDP_REPLY_RESTORED] = "udp_reply_restored",
+	[HOSTLO_CNT_CONNECT_KEPT_LOCAL] = "connect_kept_local",
+	[HOSTLO_CNT_PEER_RESTORED] = "peer_restored",
 };
 
 static json_object *rule_json(const struct rule *r)
@@ -19,8 +23,10 @@ static json_object *rule_json(const struct rule *r)
 	rule_format(r, buf, sizeof(buf));
 	json_object_object_add(o, "rule", json_object_new_string(buf));
 	json_object_object_add(o, "kind", json_object_new_string(r->kind == RULE_CONNECT ? "connect" : "bind"));
-	if (r->kind == RULE_CONNECT)
-		json_object_object_add(o, "proto", json_object_new_string("tcp"));
+	if (r->kind == RULE_CONNECT) {
+		json_object_object_add(o, "proto", json_object_new_string(r->proto == PROTO_UDP ? "udp" : "tcp"));
+		json_object_object_add(o, "always", json_object_new_boolean(r->always));
+	}
 	json_object_object_add(o, "port_min", json_object_new_int(r->port_min));
 	json_object_object_add(o, "port_max", json_object_new_int(r->port_max));
 	if (r->has_addr)
@@ -137,7 +143,7 @@ void print_stats(const struct stat_line *l, size_t n, bool json)
 		for (size_t k = 0; k <= strlen(counter_names[c]); k++)
 			up[k] = (char)(counter_names[c][k] >= 'a' && counter_names[c][k] <= 'z' ?
 				       counter_names[c][k] - 32 : counter_names[c][k]);
-		printf(" %18s", up);
+		printf(" %*s", (int)strlen(up), up);
 	}
 	putchar('\n');
 	for (size_t i = 0; i < n; i++) {
@@ -146,7 +152,7 @@ void print_stats(const struct stat_line *l, size_t n, bool json)
 		label_text(&l[i].label, label, sizeof(label));
 		printf("%-40s %s %-24s", l[i].label.rel, label, l[i].attach_rel);
 		for (int c = 0; c < HOSTLO_CNT_USED; c++)
-			printf(" %18llu", (unsigned long long)l[i].row.count[c]);
+			printf(" %*llu", (int)strlen(counter_names[c]), (unsigned long long)l[i].row.count[c]);
 		putchar('\n');
 	}
 }

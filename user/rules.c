@@ -90,9 +90,12 @@ int parse_connect(const char *arg, struct rule *r, char *err)
 		size_t plen = (size_t)(colon - p);
 
 		if (plen == 3 && strncmp(p, "tcp", 3) == 0)
-			p = colon + 1;
+			r->proto = PROTO_TCP;
+		else if (plen == 3 && strncmp(p, "udp", 3) == 0)
+			r->proto = PROTO_UDP;
 		else
-			return seterr(err, "%s %s: unknown protocol '%.*s' (supported: tcp)", opt, arg, (int)plen, p);
+			return seterr(err, "%s %s: unknown protocol '%.*s' (supported: tcp, udp)", opt, arg, (int)plen, p);
+		p = colon + 1;
 	}
 	if (parse_range(p, eq ? (size_t)(eq - p) : strlen(p), r, opt, arg, err))
 		return -1;
@@ -137,7 +140,7 @@ int ruleset_add(struct ruleset *rs, const struct rule *r, char *err)
 	for (int i = 0; i < rs->n; i++) {
 		const struct rule *o = &rs->r[i];
 
-		if (o->kind != r->kind || r->port_max < o->port_min || r->port_min > o->port_max)
+		if (o->kind != r->kind || o->proto != r->proto || r->port_max < o->port_min || r->port_min > o->port_max)
 			continue;
 		rule_ports(r, a, sizeof(a));
 		rule_ports(o, b, sizeof(b));
@@ -149,6 +152,14 @@ int ruleset_add(struct ruleset *rs, const struct rule *r, char *err)
 	return 0;
 }
 
+int ruleset_always(struct ruleset *rs, char *err)
+{
+	if (!rs->n || rs->r[rs->n - 1].kind != RULE_CONNECT)
+		return seterr(err, "--always: applies to the --connect rule before it, and there is none");
+	rs->r[rs->n - 1].always = true;
+	return 0;
+}
+
 const char *rule_option(const struct rule *r)
 {
 	return r->kind == RULE_CONNECT ? "--connect" : "--bind";
@@ -156,7 +167,7 @@ const char *rule_option(const struct rule *r)
 
 void rule_ports(const struct rule *r, char *buf, size_t len)
 {
-	const char *proto = r->kind == RULE_CONNECT ? "tcp:" : "";
+	const char *proto = r->kind == RULE_BIND ? "" : r->proto == PROTO_UDP ? "udp:" : "tcp:";
 
 	if (r->port_min == r->port_max)
 		snprintf(buf, len, "%s%u", proto, r->port_min);
@@ -182,11 +193,11 @@ void rule_format(const struct rule *r, char *buf, size_t len)
 
 	rule_ports(r, ports, sizeof(ports));
 	if (r->kind == RULE_CONNECT && !r->has_addr) {
-		snprintf(buf, len, "%s %s", rule_option(r), ports);
+		snprintf(buf, len, "%s %s%s", rule_option(r), ports, r->always ? " --always" : "");
 		return;
 	}
 	rule_target(r, target, sizeof(target));
-	snprintf(buf, len, "%s %s=%s", rule_option(r), ports, target);
+	snprintf(buf, len, "%s %s=%s%s", rule_option(r), ports, target, r->always ? " --always" : "");
 }
 
 size_t ruleset_entries(const struct ruleset *rs)
@@ -209,8 +220,10 @@ void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, stru
 			memset(&keys[n], 0, sizeof(keys[n]));
 			memset(&vals[n], 0, sizeof(vals[n]));
 			keys[n].port = (uint16_t)p;
-			keys[n].kind = r->kind == RULE_CONNECT ? HOSTLO_KIND_CONNECT_TCP : HOSTLO_KIND_BIND;
+			keys[n].kind = r->kind == RULE_BIND ? HOSTLO_KIND_BIND :
+				       r->proto == PROTO_UDP ? HOSTLO_KIND_CONNECT_UDP : HOSTLO_KIND_CONNECT_TCP;
 			vals[n].addr = r->addr;
+			vals[n].flags = r->always ? HOSTLO_RULE_ALWAYS : 0;
 			if (r->to_port)
 				vals[n].port = htons((uint16_t)(r->to_port + (p - r->port_min)));
 		}
@@ -222,12 +235,18 @@ struct entry {
 	struct hostlo_rule_val v;
 };
 
+/* Display order: tcp connects, udp connects, binds. */
+static int kind_rank(__u8 kind)
+{
+	return kind == HOSTLO_KIND_CONNECT_TCP ? 0 : kind == HOSTLO_KIND_CONNECT_UDP ? 1 : 2;
+}
+
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct entry *x = a, *y = b;
 
 	if (x->k.kind != y->k.kind)
-		return x->k.kind < y->k.kind ? -1 : 1;
+		return kind_rank(x->k.kind) < kind_rank(y->k.kind) ? -1 : 1;
 	return x->k.port < y->k.port ? -1 : x->k.port > y->k.port;
 }
 
@@ -236,7 +255,8 @@ static bool continues(const struct rule *r, const struct entry *e)
 {
 	unsigned want = r->to_port ? r->to_port + (e->k.port - r->port_min) : 0;
 
-	return e->k.port == r->port_max + 1 && e->v.addr == r->addr && ntohs(e->v.port) == want;
+	return e->k.port == r->port_max + 1 && e->v.addr == r->addr && ntohs(e->v.port) == want &&
+	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always;
 }
 
 int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
@@ -255,8 +275,9 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 	for (size_t i = 0; i < n; i++) {
 		struct rule *last = rs->n ? &rs->r[rs->n - 1] : NULL;
 		enum rule_kind kind = e[i].k.kind == HOSTLO_KIND_BIND ? RULE_BIND : RULE_CONNECT;
+		enum rule_proto proto = e[i].k.kind == HOSTLO_KIND_CONNECT_UDP ? PROTO_UDP : PROTO_TCP;
 
-		if (last && last->kind == kind && continues(last, &e[i])) {
+		if (last && last->kind == kind && last->proto == proto && continues(last, &e[i])) {
 			last->port_max = e[i].k.port;
 			continue;
 		}
@@ -265,8 +286,9 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 			return seterr(err, "rules: more than %d rules in the kernel map", MAX_RULES);
 		}
 		rs->r[rs->n++] = (struct rule){
-			.kind = kind, .port_min = e[i].k.port, .port_max = e[i].k.port, .has_addr = true,
-			.addr = e[i].v.addr, .to_port = ntohs(e[i].v.port),
+			.kind = kind, .proto = proto, .port_min = e[i].k.port, .port_max = e[i].k.port,
+			.has_addr = true, .addr = e[i].v.addr, .to_port = ntohs(e[i].v.port),
+			.always = e[i].v.flags & HOSTLO_RULE_ALWAYS,
 		};
 	}
 	free(e);

@@ -20,11 +20,17 @@
 #include "state.h"
 #include "util.h"
 
-const char *const hook_names[NR_HOOKS] = { "connect4", "connect6", "bind4", "bind6" };
+const char *const hook_names[NR_HOOKS] = {
+	"connect4", "connect6", "bind4", "bind6", "getpeername4", "getpeername6",
+	"sendmsg4", "recvmsg4", "recvmsg6",
+};
 static const enum bpf_attach_type hook_types[NR_HOOKS] = {
 	BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT, BPF_CGROUP_INET4_BIND, BPF_CGROUP_INET6_BIND,
+	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
+	BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_UDP6_RECVMSG,
 };
-static const char *const map_names[] = { "rules", "stats", "config" };
+#define NR_MAPS 4
+static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks" };
 #define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
 #define LOCK_WAIT_S 30
 
@@ -37,14 +43,14 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
 static int *map_fd(struct state *st, int i)
 {
-	int *fds[] = { &st->rules_fd, &st->stats_fd, &st->config_fd };
+	int *fds[NR_MAPS] = { &st->rules_fd, &st->stats_fd, &st->config_fd, &st->socks_fd };
 
 	return fds[i];
 }
 
 static void close_fds(struct state *st)
 {
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < NR_MAPS; i++) {
 		if (*map_fd(st, i) >= 0)
 			close(*map_fd(st, i));
 		*map_fd(st, i) = -1;
@@ -129,7 +135,21 @@ static int open_pinned(struct state *st, char *err)
 	struct hostlo_config cfg;
 	__u32 zero = 0;
 
-	for (int i = 0; i < 3; i++) {
+	/* the ABI first: another build's pins are to be reported, never mistaken for a broken state */
+	snprintf(p, sizeof(p), "%s/config", st->dir);
+	st->config_fd = bpf_obj_get(p);
+	if (st->config_fd < 0)
+		return -errno;
+	if (bpf_map_lookup_elem(st->config_fd, &zero, &cfg) != 0)
+		return -errno;
+	if (cfg.abi_version != HOSTLO_ABI_VERSION) {
+		seterr(err, "bpffs %s: pinned by a hostlo with ABI %u, this one has ABI %u: detach --all with that build first",
+		       st->dir, cfg.abi_version, HOSTLO_ABI_VERSION);
+		return -EPROTO;
+	}
+	for (int i = 0; i < NR_MAPS; i++) {
+		if (map_fd(st, i) == &st->config_fd)
+			continue;
 		snprintf(p, sizeof(p), "%s/%s", st->dir, map_names[i]);
 		*map_fd(st, i) = bpf_obj_get(p);
 		if (*map_fd(st, i) < 0)
@@ -140,13 +160,6 @@ static int open_pinned(struct state *st, char *err)
 		st->prog_fd[i] = bpf_obj_get(p);
 		if (st->prog_fd[i] < 0)
 			return -errno;
-	}
-	if (bpf_map_lookup_elem(st->config_fd, &zero, &cfg) != 0)
-		return -errno;
-	if (cfg.abi_version != HOSTLO_ABI_VERSION) {
-		seterr(err, "bpffs %s: pinned by a hostlo with ABI %u, this one has ABI %u: detach --all with that build first",
-		     st->dir, cfg.abi_version, HOSTLO_ABI_VERSION);
-		return -EPROTO;
 	}
 	st->present = true;
 	return 0;
@@ -206,10 +219,14 @@ static int create_pinned(struct state *st, char *err)
 	struct bpf_program *progs[NR_HOOKS] = {
 		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
 		skel->progs.hostlo_bind4, skel->progs.hostlo_bind6,
+		skel->progs.hostlo_getpeername4, skel->progs.hostlo_getpeername6,
+		skel->progs.hostlo_sendmsg4, skel->progs.hostlo_recvmsg4, skel->progs.hostlo_recvmsg6,
 	};
-	struct bpf_map *maps[] = { skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config };
+	struct bpf_map *maps[NR_MAPS] = {
+		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
+	};
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NR_MAPS; i++)
 		if (pin_fd(bpf_map__fd(maps[i]), tmp, map_names[i], err))
 			goto out;
 	for (int i = 0; i < NR_HOOKS; i++)

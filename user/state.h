@@ -10,7 +10,7 @@
 #include "rules.h"
 #include "target.h"
 
-#define NR_HOOKS 4
+#define NR_HOOKS 9
 #define BPFFS_PATH_MAX 1024 /* so every pin path below it fits in PATH_MAX */
 
 struct state {
@@ -18,7 +18,7 @@ struct state {
 	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
-	int rules_fd, stats_fd, config_fd;
+	int rules_fd, stats_fd, config_fd, socks_fd;
 	int prog_fd[NR_HOOKS];
 };
 

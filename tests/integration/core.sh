@@ -8,6 +8,7 @@ trap 'exit 130' INT TERM
 setup_host
 
 HP=15432 HP2=15433 LP=17000 BP=13000 RANGE_LO=16000
+HOOKS=9   # connect4/6, bind4/6, getpeername4/6, sendmsg4, recvmsg4/6
 OUT=$STATE/out
 mkdir -p "$OUT"
 
@@ -42,14 +43,14 @@ expect "dry-run resolves the gateway and prints the plan" 0 "would attach $REL \
 check "dry-run attaches nothing" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
 expect "dry-run -j prints the plan as JSON" 0 '"dry_run": true' -- "$HOSTLO" attach --cgroup $REL --connect $HP --bind $BP --dry-run -j
 expect "attach to the parent of the app's cgroup" 0 "^attached $REL \(cgroup id [0-9]+\): --connect tcp:$HP=$HOST_IP --bind $BP=0.0.0.0$" -- "$HOSTLO" attach --cgroup $REL --connect $HP --bind $BP
-check "one program per hook on the cgroup" 4 "$(hook_count "$CGT")"
-check "pins: shared objects and four links, root-only" "700 4" "$(stat -c %a "$HOSTLO_BPFFS/hostlo") $(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
+check "one program per hook on the cgroup" $HOOKS "$(hook_count "$CGT")"
+check "pins: shared objects and one link per hook, root-only" "700 $HOOKS" "$(stat -c %a "$HOSTLO_BPFFS/hostlo") $(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
 check "hostlo itself is not running (programs outlive the loader)" "" "$(pgrep -x hostlo)"
 
 echo "# connect redirect, from the app's side"
-expect "127.0.0.1:$HP reaches the host server" 0 "^peer=$HOST_IP:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
-expect "[::1]:$HP reaches the host server v4-mapped" 0 "^peer=\[::ffff:$HOST_IP\]:$HP got=host$" -- incg "$APP" "$PROBE" connect ::1 $HP
-expect "[::ffff:127.0.0.1]:$HP reaches the host server" 0 "^peer=\[::ffff:$HOST_IP\]:$HP got=host$" -- incg "$APP" "$PROBE" connect ::ffff:127.0.0.1 $HP
+expect "127.0.0.1:$HP reaches the host server; getpeername shows what the app asked for" 0 "^peer=127.0.0.1:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "[::1]:$HP reaches the host server (v4-mapped); the peer shows as [::1]" 0 "^peer=\[::1\]:$HP got=host$" -- incg "$APP" "$PROBE" connect ::1 $HP
+expect "[::ffff:127.0.0.1]:$HP reaches the host server" 0 "^peer=\[::ffff:127.0.0.1\]:$HP got=host$" -- incg "$APP" "$PROBE" connect ::ffff:127.0.0.1 $HP
 expect "another port on loopback stays local" 0 "^peer=127.0.0.1:$LP got=local$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $LP
 expect "a non-loopback address on the rule's port is untouched" 0 "^peer=$CONT_IP:$HP got=nsaddr$" -- incg "$APP" "$PROBE" connect $CONT_IP $HP
 expect "127.0.0.2 (not 127.0.0.1) is untouched" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.2 $HP
@@ -74,8 +75,8 @@ check "app2: its own row, 5 calls" "5 0" "$(counter $REL/app2 connect_redirected
 check "stats -j: one row per calling cgroup, with ids and the attached cgroup" \
 	"/hostlo-test/app $(stat -c %i "$APP") $REL $(stat -c %i "$CGT")" \
 	"$("$HOSTLO" stats -j | jq -r '.[] | select(.cgroup == "/hostlo-test/app") | "\(.cgroup) \(.cgroup_id) \(.attached_cgroup) \(.attached_cgroup_id)"')"
-expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2
-/hostlo-test/app2 +- +- +$REL +5 +0" -- "$HOSTLO" stats
+expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2 +0 +0 +0 +10
+/hostlo-test/app2 +- +- +$REL +5 +0 +0 +0 +0 +5" -- "$HOSTLO" stats
 check "stats TARGET filters to that cgroup" "/hostlo-test/app2" "$("$HOSTLO" stats --cgroup $REL/app2 -j | jq -r '.[].cgroup')"
 expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +--connect tcp:$HP=$HOST_IP --bind $BP=0.0.0.0" -- "$HOSTLO" list
 check "list -j" "$REL $(stat -c %i "$CGT") --connect tcp:$HP=$HOST_IP,--bind $BP=0.0.0.0" \
@@ -83,26 +84,26 @@ check "list -j" "$REL $(stat -c %i "$CGT") --connect tcp:$HP=$HOST_IP,--bind $BP
 
 echo "# attach again: the rule set is replaced, never stacked"
 expect "re-attach with other rules" 0 "attached $REL" -- "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HP2 --connect $RANGE_LO-$((RANGE_LO + 2))=$HOST_IP
-check "still one program per hook" 4 "$(hook_count "$CGT")"
-expect "the new target port applies" 0 "^peer=$HOST_IP:$HP2 got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
-expect "a port range applies port by port" 0 "^peer=$HOST_IP:$((RANGE_LO + 1)) got=range1$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $((RANGE_LO + 1))
+check "still one program per hook" $HOOKS "$(hook_count "$CGT")"
+expect "the new target port applies" 0 "^peer=127.0.0.1:$HP got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "a port range applies port by port" 0 "^peer=127.0.0.1:$((RANGE_LO + 1)) got=range1$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $((RANGE_LO + 1))
 expect "the old --bind rule is gone" 0 "^local=127.0.0.1:$BP
 host:error=ECONNREFUSED$" -- bind_probe "$APP" 127.0.0.1 $BP
 check "counters survive a re-attach (10, +2 since)" 12 "$(counter $REL/app connect_redirected)"
 expect "attach with the same rules again is accepted" 0 "attached $REL" -- "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HP2 --connect $RANGE_LO-$((RANGE_LO + 2))=$HOST_IP
-check "and changes nothing" "4 --connect tcp:$HP=$HOST_IP:$HP2,--connect tcp:$RANGE_LO-$((RANGE_LO + 2))=$HOST_IP" \
+check "and changes nothing" "$HOOKS --connect tcp:$HP=$HOST_IP:$HP2,--connect tcp:$RANGE_LO-$((RANGE_LO + 2))=$HOST_IP" \
 	"$(hook_count "$CGT") $("$HOSTLO" list -j | jq -r '[.[0].rules[].rule] | join(",")')"
 
 echo "# nested attachments: the nearest attached cgroup's rules win"
 expect "attach --pid (the app's own cgroup)" 0 "attached $REL/app " -- "$HOSTLO" attach --pid "$(head -1 "$APP/cgroup.procs")" --connect $HP=$HOST_IP
-expect "app uses its own rules" 0 "^peer=$HOST_IP:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
-expect "app2 still uses the parent's" 0 "^peer=$HOST_IP:$HP2 got=host2$" -- incg "$CGT/app2" "$PROBE" connect 127.0.0.1 $HP
+expect "app uses its own rules" 0 "^peer=127.0.0.1:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "app2 still uses the parent's" 0 "^peer=127.0.0.1:$HP got=host2$" -- incg "$CGT/app2" "$PROBE" connect 127.0.0.1 $HP
 expect "app has no range rule of its own: not redirected" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $((RANGE_LO + 1))
 check "list shows both" "$REL $REL/app" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")')"
 
 echo "# detach"
 expect "detach the child" 0 "^detached $REL/app$" -- "$HOSTLO" detach --cgroup $REL/app
-expect "app falls back to the parent's rules" 0 "^peer=$HOST_IP:$HP2 got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "app falls back to the parent's rules" 0 "^peer=127.0.0.1:$HP got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
 expect_error "detach again: not attached, exit 1" 1 "^hostlo: detach $REL/app: not attached$" -- "$HOSTLO" detach --cgroup $REL/app
 expect "detach the parent" 0 "^detached $REL$" -- "$HOSTLO" detach --cgroup $CG2$REL
 expect "after detach: plain behaviour" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
@@ -123,14 +124,14 @@ mkdir -p "$CGT/gone"
 "$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
 rmdir "$CGT/gone"
 check "list no longer shows it" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
-check "its link pins are removed" "4" "$(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
+check "its link pins are removed" "$HOOKS" "$(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
 "$HOSTLO" detach --all >/dev/null
 
 echo "# bpffs not mounted yet: attach mounts it"
 export HOSTLO_BPFFS=$STATE/unmounted
 expect "attach mounts bpffs where it is missing" 0 "attached $REL" -- "$HOSTLO" attach --cgroup $REL --connect $HP
 check "it is a bpffs now" "bpf_fs" "$(stat -f -c %T "$HOSTLO_BPFFS")"
-expect "and the rule works" 0 "^peer=$HOST_IP:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+expect "and the rule works" 0 "^peer=127.0.0.1:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
 "$HOSTLO" detach --all >/dev/null
 export HOSTLO_BPFFS=$STATE/bpffs
 
@@ -152,7 +153,9 @@ done <<EOF
 2|--connect 65536: port '65536' is out of range|attach --cgroup $REL --connect 65536
 2|--connect http: 'http' is not a port number|attach --cgroup $REL --connect http
 2|--connect 90-80: range '90-80' is reversed|attach --cgroup $REL --connect 90-80
-2|--connect udp:53: unknown protocol 'udp'|attach --cgroup $REL --connect udp:53
+2|--connect sctp:53: unknown protocol 'sctp'|attach --cgroup $REL --connect sctp:53
+2|--always: applies to the --connect rule before it|attach --cgroup $REL --always --connect 53
+2|--always: applies to the --connect rule before it|attach --cgroup $REL --bind 53 --always
 2|--connect 80=::1: '::1' is IPv6|attach --cgroup $REL --connect 80=::1
 2|--connect 80=127.0.0.1: '127.0.0.1' is a loopback address|attach --cgroup $REL --connect 80=127.0.0.1
 2|--connect 80=300.1.1.1: '300.1.1.1' is not an IPv4 address|attach --cgroup $REL --connect 80=300.1.1.1
@@ -182,7 +185,7 @@ expect "help lists every command" 0 "hostlo attach .*
 .*hostlo stats .*
 .*hostlo version" -- "$HOSTLO" --help
 expect "COMMAND --help" 0 "^Usage: hostlo" -- "$HOSTLO" attach --help
-expect "version" 0 "^hostlo .* \(BPF ABI 1, libbpf v?1\.[0-9]+\)$" -- "$HOSTLO" version
+expect "version" 0 "^hostlo .* \(BPF ABI [0-9]+, libbpf v?1\.[0-9]+\)$" -- "$HOSTLO" version
 
 echo "core: $PASSED passed, $FAILED failed"
 echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"

@@ -35,6 +35,8 @@ static void test_rules_valid(void **state)
 		{ "connect", "6380=198.18.0.1:6379", "--connect tcp:6380=198.18.0.1:6379" },
 		{ "connect", "1-65535=10.0.0.1", "--connect tcp:1-65535=10.0.0.1" },
 		{ "connect", "65535=198.18.0.1:65535", "--connect tcp:65535=198.18.0.1:65535" },
+		{ "connect", "udp:53", "--connect udp:53" },
+		{ "connect", "udp:53=198.18.0.1", "--connect udp:53=198.18.0.1" },
 		{ "bind", "3000", "--bind 3000=0.0.0.0" },
 		{ "bind", "3000-3005", "--bind 3000-3005=0.0.0.0" },
 		{ "bind", "3000=198.18.0.2", "--bind 3000=198.18.0.2" },
@@ -69,7 +71,6 @@ static void test_rules_invalid(void **state)
 		{ "connect", "-80", "missing port" },
 		{ "connect", "80-", "missing port" },
 		{ "connect", "90-80", "reversed" },
-		{ "connect", "udp:53", "unknown protocol 'udp'" },
 		{ "connect", "sctp:80", "unknown protocol 'sctp'" },
 		{ "connect", ":80", "unknown protocol ''" },
 		{ "connect", "80=", "missing address" },
@@ -123,13 +124,23 @@ static void test_ruleset_overlap(void **state)
 	assert_int_equal(parse_bind("5005", &r, err), 0);
 	assert_int_equal(ruleset_add(&rs, &r, err), 0);
 	assert_int_equal(rs.n, 2);
+	/* the same port for udp is another protocol: allowed */
+	assert_int_equal(parse_connect("udp:5005", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	/* --always needs a --connect right before it */
+	assert_int_equal(ruleset_always(&rs, err), 0);
+	assert_true(rs.r[2].always);
+	assert_int_equal(parse_bind("6000", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(ruleset_always(&rs, err), -1);
+	assert_non_null(strstr(err, "--always: applies to the --connect rule before it"));
 }
 
 /* Expanding to per-port entries and collapsing them back gives the same rules. */
 static void test_ruleset_roundtrip(void **state)
 {
 	const char *connects[] = { "5432=198.18.0.1", "8000-8010=198.18.0.1:9000", "8011-8012=198.18.0.1",
-				   "8013=198.18.0.9" };
+				   "8013=198.18.0.9", "udp:53-54=198.18.0.1", "udp:55=198.18.0.1" };
 	const char *binds[] = { "3000-3002", "3003=198.18.0.2" };
 	struct ruleset rs = { 0 }, back = { 0 };
 	struct hostlo_rule_key *k;
@@ -139,16 +150,18 @@ static void test_ruleset_roundtrip(void **state)
 	size_t n;
 
 	(void)state;
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 6; i++) {
 		assert_int_equal(parse_connect(connects[i], &r, err), 0);
 		assert_int_equal(ruleset_add(&rs, &r, err), 0);
+		if (i == 5)
+			assert_int_equal(ruleset_always(&rs, err), 0); /* not merged with udp:53-54 */
 	}
 	for (size_t i = 0; i < 2; i++) {
 		assert_int_equal(parse_bind(binds[i], &r, err), 0);
 		assert_int_equal(ruleset_add(&rs, &r, err), 0);
 	}
 	n = ruleset_entries(&rs);
-	assert_int_equal(n, 1 + 11 + 2 + 1 + 3 + 1);
+	assert_int_equal(n, 1 + 11 + 2 + 1 + 2 + 1 + 3 + 1);
 	k = calloc(n, sizeof(*k));
 	v = calloc(n, sizeof(*v));
 	ruleset_expand(&rs, k, v);

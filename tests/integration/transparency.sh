@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# transparency.sh: the app sees the address it asked for (getpeername, a reply's source), UDP works both
+# ways (a real resolver and dig), and a local listener keeps its port local unless --always.
+source "$(dirname "$0")/../lib.sh"
+require
+for t in dnsmasq dig; do
+	command -v $t >/dev/null || { echo "hostlo: test: $t is missing (scripts/deps.sh installs it)" >&2; exit 1; }
+done
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+setup_host
+
+TP=15432 UP=15353 UP2=15354 KP=15500 KU=15501
+OUT=$STATE/out
+mkdir -p "$OUT"
+APP=$CGT/app REL=/hostlo-test
+
+on_host "$PROBE" serve $HOST_IP $TP host 600 >"$OUT/tcp" 2>&1 &
+on_host "$PROBE" serve $HOST_IP $KP host-kp 600 >"$OUT/kp" 2>&1 &
+on_host "$PROBE" udpserve $HOST_IP $UP udp-host 600 >"$OUT/udp" 2>&1 &
+on_host "$PROBE" udpserve $HOST_IP $UP2 udp-host2 600 >"$OUT/udp2" 2>&1 &
+on_host "$PROBE" udpserve $HOST_IP $KU udp-host-ku 600 >"$OUT/ku" 2>&1 &
+for f in tcp kp udp udp2 ku; do wait_ready "$OUT/$f" || exit 1; done
+# a real resolver on the host side, answering for one test name only
+on_host dnsmasq --keep-in-foreground --no-resolv --no-hosts --bind-interfaces --listen-address=$HOST_IP \
+	--port=53 --address=/hostlo.test/198.18.0.99 --pid-file="$OUT/dnsmasq.pid" --log-facility=- >"$OUT/dns" 2>&1 &
+for _ in $(seq 50); do dig +short +time=1 +tries=1 @$HOST_IP hostlo.test 2>/dev/null | grep -q 198.18.0.99 && break; sleep 0.1; done
+
+"$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 --connect udp:53 \
+	--connect $KP --connect udp:$KU >/dev/null || { not_ok "attach"; exit 1; }
+
+echo "# TCP: getpeername shows what the app asked for"
+expect "127.0.0.1:$TP: peer 127.0.0.1, bytes from the host" 0 "^peer=127.0.0.1:$TP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
+expect "[::1]:$TP: peer [::1], bytes from the host" 0 "^peer=\[::1\]:$TP got=host$" -- incg "$APP" "$PROBE" connect ::1 $TP
+expect "no rule (the host address itself): the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
+
+echo "# UDP both ways: the reply comes back from the loopback address"
+expect "sendto 127.0.0.1:$UP: reply from 127.0.0.1:$UP" 0 "^from=127.0.0.1:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $UP
+expect "sendto [::ffff:127.0.0.1]:$UP: reply from [::ffff:127.0.0.1]:$UP" 0 "^from=\[::ffff:127.0.0.1\]:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp ::ffff:127.0.0.1 $UP
+expect "sendto [::1] (unconnected) is left alone: the kernel cannot send it to an IPv4 target" 1 "^error=(ECONNREFUSED|EAGAIN)$" -- incg "$APP" "$PROBE" udp ::1 $UP
+expect "connected 127.0.0.1:$UP: peer and reply source are 127.0.0.1" 0 "^peer=127.0.0.1:$UP from=127.0.0.1:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $UP connected
+expect "connected [::1]:$UP: peer and reply source are [::1]" 0 "^peer=\[::1\]:$UP from=\[::1\]:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp ::1 $UP connected
+expect "sendto the host address itself: the real source" 0 "^from=$HOST_IP:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp $HOST_IP $UP
+expect "outside the attached cgroup: nothing on its loopback" 1 "^error=(ECONNREFUSED|EAGAIN)$" -- incg "$CGO" "$PROBE" udp 127.0.0.1 $UP
+check "counters: 4 UDP redirects, 4 replies restored, 4 peers restored" "4 4 4" \
+	"$(counter $REL/app udp_redirected) $(counter $REL/app udp_reply_restored) $(counter $REL/app peer_restored)"
+
+echo "# DNS: a real query through 127.0.0.1:53, answered by the host's resolver, accepted by dig"
+expect "dig @127.0.0.1 resolves through the host's dnsmasq" 0 "^198.18.0.99$" -- incg "$APP" dig +short +time=2 +tries=1 @127.0.0.1 hostlo.test
+expect "outside the attached cgroup dig gets no answer" 9 "no servers could be reached" -- incg "$CGO" dig +short +time=1 +tries=1 @127.0.0.1 hostlo.test
+
+echo "# local listeners win"
+incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 3 >"$OUT/local" 2>&1 &
+local_pid=$!
+wait_ready "$OUT/local"
+before=$(counter $REL/app connect_kept_local)
+expect "a listener on 127.0.0.1:$KP in the container keeps its clients" 0 "^peer=127.0.0.1:$KP got=local$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
+check "counted as connect_kept_local" $((before + 1)) "$(counter $REL/app connect_kept_local)"
+wait $local_pid
+expect "once it stops listening, the next connect is redirected" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
+incg "$CGO" "$PROBE" udpserve 127.0.0.1 $KU udp-local 2 >"$OUT/ulocal" 2>&1 &
+ulocal_pid=$!
+wait_ready "$OUT/ulocal"
+expect "UDP: a socket bound to 127.0.0.1:$KU in the container keeps its datagrams" 0 "^from=127.0.0.1:$KU got=udp-local$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $KU
+"$HOSTLO" attach --cgroup $REL --connect $TP --connect $KP --always --connect udp:$KU --always >/dev/null
+expect "--always: the UDP datagram goes to the host anyway" 0 "^from=127.0.0.1:$KU got=udp-host-ku$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $KU
+wait $ulocal_pid
+incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 3 >"$OUT/local2" 2>&1 &
+local_pid=$!
+wait_ready "$OUT/local2"
+expect "--always: the TCP connect goes to the host anyway" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
+expect "list shows --always" 0 "--connect tcp:$KP=$HOST_IP --always" -- "$HOSTLO" list
+wait $local_pid
+
+echo "# per-socket state is bounded and goes with the socket"
+"$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 >/dev/null
+# one unconnected socket sends to 5 redirected ports, then reads the 5 replies
+FAN=16100
+for p in $(seq $FAN $((FAN + 4))); do on_host "$PROBE" udpserve $HOST_IP $p "p$p" 600 >"$OUT/fan$p" 2>&1 & done
+for p in $(seq $FAN $((FAN + 4))); do wait_ready "$OUT/fan$p" || exit 1; done
+"$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$FAN-$((FAN + 4)) >/dev/null
+expect "one socket, 5 destinations: the 4 most recent are restored, the oldest shows its real source" 0 \
+	"^from=127.0.0.1:$((FAN + 1)) got=p$((FAN + 1))
+from=127.0.0.1:$((FAN + 2)) got=p$((FAN + 2))
+from=127.0.0.1:$((FAN + 3)) got=p$((FAN + 3))
+from=127.0.0.1:$((FAN + 4)) got=p$((FAN + 4))
+from=$HOST_IP:$FAN got=p$FAN$" -- bash -c "$(declare -f incg); NS=$NS incg '$APP' '$PROBE' udpfan 127.0.0.1 $FAN $((FAN + 4)) | sort"
+before=$(counter $REL/app peer_restored)
+incg "$APP" "$PROBE" connect 127.0.0.1 $TP 2000 >"$OUT/many"
+check "2000 sockets opened and closed, every one redirected and restored" "2000 $((before + 2000))" \
+	"$(grep -c "^peer=127.0.0.1:$TP got=host$" "$OUT/many") $(counter $REL/app peer_restored)"
+
+echo "transparency: $PASSED passed, $FAILED failed"
+echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"
