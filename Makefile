@@ -27,7 +27,9 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit integration demo clean
+.PHONY: all deps test unit demo static image clean
+
+IMAGE    ?= hostlo:latest
 
 all: deps $(BUILD)/hostlo
 
@@ -56,6 +58,20 @@ $(BUILD)/hostlo: $(BUILD)/main.o $(USER_OBJ)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
+# Fully static (libbpf, libelf, zlib, json-c linked in): runs in a FROM scratch image.
+static: deps $(BUILD)/hostlo-static
+$(BUILD)/hostlo-static: $(BUILD)/main.o $(USER_OBJ)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) -static -s $^ $(LDLIBS) -o $@
+
+# The init-container image (deploy/Dockerfile, FROM scratch). Needs a Docker engine ($$DOCKER_HOST).
+image: $(BUILD)/hostlo-static
+	$(call msg,IMAGE,$(IMAGE))
+	$(Q)rm -rf $(BUILD)/image && mkdir -p $(BUILD)/image
+	$(Q)cp deploy/Dockerfile $(BUILD)/hostlo-static $(BUILD)/image/
+	$(Q)DOCKER_BUILDKIT=0 docker build -q -t $(IMAGE) $(BUILD)/image >$(BUILD)/image/build.log 2>&1 || \
+	  { cat $(BUILD)/image/build.log; exit 1; }
+
 # Unit tests: pure parsing and resolution code, no root needed.
 UNIT_BIN := $(BUILD)/unit_tests
 $(UNIT_BIN): tests/unit/unit_tests.c $(USER_OBJ)
@@ -70,7 +86,7 @@ unit: deps $(UNIT_BIN)
 	$(Q)$(UNIT_BIN)
 
 # The README's test command. Needs root: real cgroups, netns and BPF.
-test: deps $(BUILD)/hostlo $(UNIT_BIN) $(BUILD)/sockprobe
+test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe
 	$(Q)bash tests/run.sh
 
 demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe

@@ -52,6 +52,7 @@ kill_cgroup() {
 # Leaves nothing: safe on a clean machine, after a crashed run, and twice.
 testhost_down() {
 	local cg
+	disown -a 2>/dev/null   # the shell need not report the background servers killed below
 	for cg in "$CGT" "$CGO" "$CGH" "$CG2/$HL_NAME"-*; do kill_cgroup "$cg"; done
 	ip netns del "$NS" 2>/dev/null
 	ip link del "$VETH_H" 2>/dev/null

@@ -80,12 +80,14 @@ static void usage_error(const char *fmt, const char *arg)
 }
 
 struct opts {
-	const char *cgroup, *pid, *container;
+	const char *cgroup, *pid, *container, *cgroup_root;
+	bool self, parent;
 	struct ruleset rules;
 	bool json, dry_run, all, help;
 };
 
-enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS };
+enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT };
 
 /* Parses one command's options; allowed lists which of them the command takes. Returns 0 or 2. */
 static int parse_opts(const char *cmd, int argc, char **argv, const char *allowed, struct opts *o)
@@ -99,6 +101,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "all", no_argument, NULL, OPT_ALL },
 		{ "container", required_argument, NULL, OPT_CONTAINER },
 		{ "always", no_argument, NULL, OPT_ALWAYS },
+		{ "self", no_argument, NULL, OPT_SELF },
+		{ "parent", no_argument, NULL, OPT_PARENT },
+		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -140,12 +145,19 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 			}
 			/* fall through */
 		case OPT_CGROUP:
-			if (o->cgroup || o->pid || o->container) {
-				fprintf(stderr, "hostlo: %s: give one TARGET (--cgroup, --pid or --container), not two\n", cmd);
+		case OPT_SELF:
+			if (o->cgroup || o->pid || o->container || o->self) {
+				fprintf(stderr, "hostlo: %s: give one TARGET (--cgroup, --pid, --container or --self), not two\n",
+					cmd);
 				return EXIT_USAGE;
 			}
-			*(c == OPT_CGROUP ? &o->cgroup : c == OPT_PID ? &o->pid : &o->container) = optarg;
+			if (c == OPT_SELF)
+				o->self = true;
+			else
+				*(c == OPT_CGROUP ? &o->cgroup : c == OPT_PID ? &o->pid : &o->container) = optarg;
 			break;
+		case OPT_PARENT: o->parent = true; break;
+		case OPT_CGROUP_ROOT: o->cgroup_root = optarg; break;
 		case OPT_CONNECT:
 		case OPT_BIND:
 			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
@@ -169,6 +181,10 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 	}
 	if (optind < argc) {
 		fprintf(stderr, "hostlo: %s: unexpected argument '%s' (see 'hostlo %s --help')\n", cmd, argv[optind], cmd);
+		return EXIT_USAGE;
+	}
+	if (o->parent && !o->self) {
+		fprintf(stderr, "hostlo: %s: --parent goes with --self (see 'hostlo %s --help')\n", cmd, cmd);
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -224,7 +240,27 @@ static int check_privileges(const char *cmd, bool mount_needed)
 
 static bool has_target(const struct opts *o)
 {
-	return o->cgroup || o->pid || o->container;
+	return o->cgroup || o->pid || o->container || o->self;
+}
+
+/* The host's cgroup2 tree: --cgroup-root, or found in mountinfo. */
+static int find_cgroup2(const struct opts *o, char *mnt, size_t mlen)
+{
+	char err[ERRLEN];
+
+	if (o->cgroup_root) {
+		if (!real_sysenv.is_cgroup2(o->cgroup_root)) {
+			errorf("--cgroup-root %s: not a cgroup2 mount", o->cgroup_root);
+			return EXIT_FAIL;
+		}
+		snprintf(mnt, mlen, "%s", o->cgroup_root);
+		return 0;
+	}
+	if (cgroup2_mount(&real_sysenv, mnt, mlen, err)) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	return 0;
 }
 
 /* Resolves --cgroup/--pid/--container. Returns 0, or an exit status. */
@@ -234,9 +270,20 @@ static int resolve_target(const struct opts *o, char *mnt, size_t mlen, struct c
 	struct cgtree tree;
 	int rc;
 
-	if (cgroup2_mount(&real_sysenv, mnt, mlen, err)) {
-		errorf("%s", err);
-		return EXIT_FAIL;
+	if ((rc = find_cgroup2(o, mnt, mlen)))
+		return rc;
+	if (o->self) {
+		if (cgtree_load(&tree, mnt, err)) {
+			errorf("%s", err);
+			return EXIT_FAIL;
+		}
+		rc = cgroup_self(&real_sysenv, mnt, &tree, o->parent, cg, err);
+		cgtree_free(&tree);
+		if (rc) {
+			errorf("%s", err);
+			return EXIT_FAIL;
+		}
+		return 0;
 	}
 	if (o->container) {
 		if (cgtree_load(&tree, mnt, err)) {
@@ -333,7 +380,7 @@ static int do_attach(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("attach", argc, argv, "cgroup pid container connect always bind dry-run j v h", &o);
+	ret = parse_opts("attach", argc, argv, "cgroup pid container self parent cgroup-root connect always bind dry-run j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (!has_target(&o)) {
@@ -369,8 +416,14 @@ static int do_attach(int argc, char **argv)
 		}
 		return 0;
 	}
-	if (!kernel_supported() || check_privileges("attach", true))
+	if (!kernel_supported() || check_privileges("attach", !o.self))
 		return EXIT_FAIL;
+	if (o.self && !state_bpffs_mounted()) {
+		/* a bpffs mounted here, in the container's own mount namespace, would vanish with it */
+		errorf("attach --self: %s is not a bpffs: mount the host's /sys/fs/bpf into the container",
+		       state_bpffs_path());
+		return EXIT_FAIL;
+	}
 	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree, NULL);
 	if (!ret && state_attach(&st, &cg, &o.rules, err)) {
 		errorf("%s", err);
@@ -401,7 +454,7 @@ static int do_detach(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("detach", argc, argv, "cgroup pid container all j v h", &o);
+	ret = parse_opts("detach", argc, argv, "cgroup pid container self parent cgroup-root all j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (o.all == has_target(&o)) {
@@ -477,15 +530,13 @@ static int do_list(int argc, char **argv)
 	size_t n = 0;
 	int ret;
 
-	ret = parse_opts("list", argc, argv, "j v h", &o);
+	ret = parse_opts("list", argc, argv, "cgroup-root j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (check_privileges("list", false))
 		return EXIT_FAIL;
-	if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err)) {
-		errorf("%s", err);
-		return EXIT_FAIL;
-	}
+	if ((ret = find_cgroup2(&o, mnt, sizeof(mnt))))
+		return ret;
 	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
 	if (!ret && state_attached(&st, &ids, &n, err)) {
 		errorf("%s", err);
@@ -543,15 +594,15 @@ static int do_stats(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("stats", argc, argv, "cgroup pid container j v h", &o);
+	ret = parse_opts("stats", argc, argv, "cgroup pid container self parent cgroup-root j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (check_privileges("stats", false))
 		return EXIT_FAIL;
 	if (has_target(&o))
 		ret = resolve_target(&o, mnt, sizeof(mnt), &cg);
-	else if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err))
-		errorf("%s", err), ret = EXIT_FAIL;
+	else
+		ret = find_cgroup2(&o, mnt, sizeof(mnt));
 	if (ret)
 		return ret;
 	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
@@ -588,19 +639,17 @@ static int do_gc(int argc, char **argv)
 {
 	struct state st = { .lock_fd = -1 };
 	struct cgtree tree = { 0 };
-	char mnt[PATH_MAX], err[ERRLEN];
+	char mnt[PATH_MAX];
 	int ret, removed = 0;
 	struct opts o;
 
-	ret = parse_opts("gc", argc, argv, "j v h", &o);
+	ret = parse_opts("gc", argc, argv, "cgroup-root j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (check_privileges("gc", false))
 		return EXIT_FAIL;
-	if (cgroup2_mount(&real_sysenv, mnt, sizeof(mnt), err)) {
-		errorf("%s", err);
-		return EXIT_FAIL;
-	}
+	if ((ret = find_cgroup2(&o, mnt, sizeof(mnt))))
+		return ret;
 	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, &removed);
 	if (!ret && o.json) {
 		json_object *j = json_object_new_object();

@@ -104,6 +104,18 @@ static void teardown(struct state *st)
 	remove_tree(st->dir);
 }
 
+const char *state_bpffs_path(void)
+{
+	const char *env = getenv("HOSTLO_BPFFS");
+
+	return env && env[0] ? env : "/sys/fs/bpf";
+}
+
+bool state_bpffs_mounted(void)
+{
+	return is_bpffs(state_bpffs_path());
+}
+
 static int take_lock(struct state *st, char *err)
 {
 	st->lock_fd = open(st->bpffs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -266,16 +278,16 @@ static void remove_stale_tmp(struct state *st)
 int state_open(struct state *st, enum open_mode mode, char *err)
 {
 	bool create = mode == OPEN_CREATE;
-	const char *env = getenv("HOSTLO_BPFFS");
+	const char *env = state_bpffs_path();
 	struct stat sb;
 	int ret;
 
 	memset(st, 0, sizeof(*st));
 	st->lock_fd = -1;
 	close_fds(st);
-	if (env && strlen(env) >= sizeof(st->bpffs))
+	if (strlen(env) >= sizeof(st->bpffs))
 		return seterr(err, "HOSTLO_BPFFS: path too long");
-	snprintf(st->bpffs, sizeof(st->bpffs), "%s", env && env[0] ? env : "/sys/fs/bpf");
+	snprintf(st->bpffs, sizeof(st->bpffs), "%s", env);
 	snprintf(st->dir, sizeof(st->dir), "%s/hostlo", st->bpffs);
 	libbpf_set_print(libbpf_log);
 

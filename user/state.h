@@ -35,6 +35,10 @@ enum open_mode {
 	OPEN_LOCK_ONLY,  /* only take the lock: for removing whatever is there, whichever build pinned it */
 };
 
+/* Where hostlo pins: /sys/fs/bpf, or $HOSTLO_BPFFS; and whether a bpffs is mounted there. */
+const char *state_bpffs_path(void);
+bool state_bpffs_mounted(void);
+
 /* Takes the lock (serialising every hostlo on this bpffs), then opens as mode says. */
 int state_open(struct state *st, enum open_mode mode, char *err);
 void state_close(struct state *st);

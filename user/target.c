@@ -6,8 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/mount.h>
 #include <linux/magic.h>
+#include "cgtree.h"
 #include "target.h"
 #include "util.h"
 
@@ -54,14 +58,15 @@ int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
 
 	if (!f)
 		return seterr(err, "cgroup2: cannot read %s: %s", env->mountinfo, strerror(errno));
-	while (!found && getline(&line, &cap, f) > 0) {
+	/* the last whole-hierarchy mount wins: in a container, the host's tree is mounted over the runtime's */
+	while (getline(&line, &cap, f) > 0) {
 		char root[PATH_MAX], point[PATH_MAX], *sep = strstr(line, " - "), fstype[64];
 
 		if (!sep || sscanf(line, "%*s %*s %*s %4095s %4095s", root, point) != 2 ||
 		    sscanf(sep + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2") != 0)
 			continue;
 		unescape(point);
-		if (strcmp(root, "/") == 0) {
+		if (strcmp(root, "/") == 0 && env->is_cgroup2(point)) {
 			snprintf(mnt, len, "%s", point);
 			found = 1;
 		} else if (!fallback[0]) {
@@ -345,4 +350,79 @@ static int listener_in(const struct sysenv *env, const char *dir, unsigned lo, u
 int loopback_listener(const struct sysenv *env, const char *cgpath, unsigned lo, unsigned hi, int *pid)
 {
 	return listener_in(env, cgpath, lo, hi, pid, 0);
+}
+
+/*
+ * The id of the root of this process's cgroup namespace: a fresh, unattached cgroup2 mount shows that
+ * root (fsopen/fsmount need no mount point, so a read-only image is fine). 0 when it cannot be had.
+ */
+static uint64_t cgroupns_root_id(void)
+{
+	struct stat st;
+	int fs, mfd;
+
+	fs = (int)syscall(SYS_fsopen, "cgroup2", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return 0;
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) {
+		close(fs);
+		return 0;
+	}
+	mfd = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+	close(fs);
+	if (mfd < 0)
+		return 0;
+	if (fstat(mfd, &st) != 0)
+		st.st_ino = 0;
+	close(mfd);
+	return st.st_ino;
+}
+
+int cgroup_self(const struct sysenv *env, const char *mnt, const struct cgtree *tree, bool parent,
+		struct cgroup *cg, char *err)
+{
+	char path[PATH_MAX], rel[PATH_MAX] = "", *line = NULL, full[PATH_MAX * 2 + 2];
+	const char *base = "";
+	uint64_t ns_root;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/self/cgroup", env->proc);
+	f = fopen(path, "re");
+	if (!f)
+		return seterr(err, "--self: cannot read %s: %s", path, strerror(errno));
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(rel, sizeof(rel), "%s", line + 3);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!rel[0])
+		return seterr(err, "--self: not in any cgroup v2 cgroup (no 0:: line in %s)", path);
+	/* /proc/self/cgroup is relative to our cgroup namespace; find that namespace's root in the host tree */
+	ns_root = cgroupns_root_id();
+	if (ns_root) {
+		const struct cgnode *n = cgtree_find(tree, ns_root);
+
+		if (!n)
+			return seterr(err, "--self: this cgroup namespace's root (cgroup id %llu) is not in the cgroup2 tree "
+				      "at %s: mount the host's cgroup2 tree and name it with --cgroup-root",
+				      (unsigned long long)ns_root, mnt);
+		base = strcmp(n->rel, "/") ? n->rel : "";
+	}
+	snprintf(full, sizeof(full), "%s%s", base, strcmp(rel, "/") || !base[0] ? rel : "");
+	if (parent) {
+		char *slash = strrchr(full, '/');
+
+		if (!slash || !full[1])
+			return seterr(err, "--self --parent: hostlo runs in the cgroup2 root, which has no parent");
+		if (slash == full)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+	}
+	return cgroup_from_path(env, mnt, full, cg, err);
 }

@@ -32,6 +32,11 @@ int cgroup_some_pid(const char *path);
 /* A port in [lo, hi] with a TCP listener on 127.0.0.1 or ::1 in the network namespace of some process
  * in the cgroup or below it (0 when none); *pid is that process. */
 int loopback_listener(const struct sysenv *env, const char *cgpath, unsigned lo, unsigned hi, int *pid);
+struct cgtree;
+/* The cgroup hostlo runs in (or its parent): found in the host tree at mnt by the id of this
+ * process's cgroup namespace root, so it works with a private cgroup namespace too. */
+int cgroup_self(const struct sysenv *env, const char *mnt, const struct cgtree *tree, bool parent,
+		struct cgroup *cg, char *err);
 /* Fills cg from an absolute path under mnt; rel is computed from mnt. */
 int cgroup_fill(const char *mnt, const char *path, struct cgroup *cg, char *err);
 

@@ -213,7 +213,8 @@ static bool fake_is_cgroup2(const char *path)
 	char mnt[PATH_MAX + 16];
 
 	snprintf(mnt, sizeof(mnt), "%s/cg", root);
-	return strncmp(path, mnt, strlen(mnt)) == 0;
+	/* mount points named in the fake mountinfo count as cgroup2 too */
+	return strncmp(path, mnt, strlen(mnt)) == 0 || strncmp(path, "/sys/fs/", 8) == 0;
 }
 
 static struct sysenv fake_env(void)
