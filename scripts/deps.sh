@@ -12,6 +12,9 @@ PKGS=(
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
 )
 
+# the manifest check runs on Node.js (kubernetes-models): the machine's own, else Debian's
+command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

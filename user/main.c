@@ -30,13 +30,16 @@ static const char usage_text[] =
 "  hostlo detach  TARGET | --all\n"
 "  hostlo list    [-j]\n"
 "  hostlo stats   [TARGET] [-j]\n"
-"  hostlo gc      [-j]\n"
+"  hostlo gc      [--every SECONDS] [-j]\n"
 "  hostlo version\n"
 "  hostlo help | --help | COMMAND --help\n"
 "\n"
 "TARGET  --cgroup PATH   a cgroup v2 directory: a path under the cgroup2 mount\n"
 "                        (/sys/fs/cgroup/unified/docker/ID) or as /proc/PID/cgroup names it,\n"
 "                        relative to the cgroup2 root (/docker/ID or docker/ID)\n"
+"        --self [--parent]\n"
+"                        the cgroup hostlo runs in, or its parent (an init container's pod),\n"
+"                        found in the host's cgroup2 tree even in a private cgroup namespace\n"
 "        --pid PID       the cgroup v2 cgroup of process PID\n"
 "        --container ID|NAME\n"
 "                        a container's cgroup: a full ID or unique ID prefix (Docker, Podman,\n"
@@ -55,6 +58,9 @@ static const char usage_text[] =
 "OPTIONS -j, --json      print JSON\n"
 "        --dry-run       resolve and print the plan, attach nothing\n"
 "        --all           (detach) remove every attachment and everything hostlo pinned\n"
+"        --every SECONDS (gc) run forever: a pass, then the counters, every SECONDS\n"
+"        --cgroup-root PATH\n"
+"                        where the host's cgroup2 tree is mounted (default: from mountinfo)\n"
 "        -v, --verbose   more detail on errors (the libbpf and verifier log)\n"
 "\n"
 "attach sets the cgroup's complete rule set: attaching again replaces it atomically. The\n"
@@ -80,14 +86,25 @@ static void usage_error(const char *fmt, const char *arg)
 }
 
 struct opts {
-	const char *cgroup, *pid, *container, *cgroup_root;
+	const char *cgroup, *pid, *container, *cgroup_root, *every;
 	bool self, parent;
 	struct ruleset rules;
 	bool json, dry_run, all, help;
 };
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY };
+
+/* Whether the space-separated list has this exact word ("cgroup" is not "cgroup-root"). */
+static bool allows(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+
+	for (const char *p = list; (p = strstr(p, word)); p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
 
 /* Parses one command's options; allowed lists which of them the command takes. Returns 0 or 2. */
 static int parse_opts(const char *cmd, int argc, char **argv, const char *allowed, struct opts *o)
@@ -104,6 +121,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "self", no_argument, NULL, OPT_SELF },
 		{ "parent", no_argument, NULL, OPT_PARENT },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
+		{ "every", required_argument, NULL, OPT_EVERY },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -126,7 +144,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 			usage_error(c == '?' ? "%s: unknown option" : "%s: missing argument", bad);
 			return EXIT_USAGE;
 		}
-		if (!strstr(allowed, name ? name : flag)) {
+		if (!allows(allowed, name ? name : flag)) {
 			fprintf(stderr, "hostlo: %s: %s%s is not an option of %s (see 'hostlo %s --help')\n", cmd,
 				name ? "--" : "-", name ? name : flag, cmd, cmd);
 			return EXIT_USAGE;
@@ -158,6 +176,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 			break;
 		case OPT_PARENT: o->parent = true; break;
 		case OPT_CGROUP_ROOT: o->cgroup_root = optarg; break;
+		case OPT_EVERY: o->every = optarg; break;
 		case OPT_CONNECT:
 		case OPT_BIND:
 			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
@@ -580,18 +599,50 @@ static bool in_target(const struct stat_line *l, const struct cgroup *cg)
 	       (strncmp(l->label.rel, cg->rel, n) == 0 && (l->label.rel[n] == '/' || n == 1));
 }
 
+/* The counter rows, labelled and sorted, restricted to filter when given; caller frees. */
+static int stat_lines(struct state *st, const struct cgtree *tree, const struct cgroup *filter,
+		      struct docker_names *dn, struct stat_line **out, size_t *m)
+{
+	struct stats_row *rows = NULL;
+	bool names_loaded = false;
+	char err[ERRLEN];
+	size_t n = 0;
+
+	*out = NULL;
+	*m = 0;
+	if (state_stats(st, &rows, &n, err)) {
+		errorf("%s", err);
+		return EXIT_FAIL;
+	}
+	*out = calloc(n ? n : 1, sizeof(**out));
+	for (size_t i = 0; *out && i < n; i++) {
+		struct stat_line l = {
+			.label.rel = name_of(tree, rows[i].cgroup_id),
+			.attach_rel = name_of(tree, rows[i].attach_id),
+			.row = rows[i],
+		};
+
+		if (filter && !in_target(&l, filter))
+			continue;
+		label(&l.label, l.label.rel, dn, &names_loaded);
+		(*out)[(*m)++] = l;
+	}
+	free(rows);
+	if (*m)
+		qsort(*out, *m, sizeof(**out), line_cmp);
+	return 0;
+}
+
 static int do_stats(int argc, char **argv)
 {
 	struct state st = { .lock_fd = -1 };
-	struct stats_row *rows = NULL;
 	struct stat_line *lines = NULL;
 	struct docker_names dn = { 0 };
-	bool names_loaded = false;
 	struct cgtree tree = { 0 };
-	char mnt[PATH_MAX], err[ERRLEN];
+	char mnt[PATH_MAX];
 	struct cgroup cg;
-	size_t n = 0, m = 0;
 	struct opts o;
+	size_t m = 0;
 	int ret;
 
 	ret = parse_opts("stats", argc, argv, "cgroup pid container self parent cgroup-root j v h", &o);
@@ -606,63 +657,77 @@ static int do_stats(int argc, char **argv)
 	if (ret)
 		return ret;
 	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
-	if (!ret && state_stats(&st, &rows, &n, err)) {
-		errorf("%s", err);
-		ret = EXIT_FAIL;
-	}
-	if (!ret) {
-		lines = calloc(n ? n : 1, sizeof(*lines));
-		for (size_t i = 0; lines && i < n; i++) {
-			struct stat_line l = {
-				.label.rel = name_of(&tree, rows[i].cgroup_id),
-				.attach_rel = name_of(&tree, rows[i].attach_id),
-				.row = rows[i],
-			};
-
-			if (has_target(&o) && !in_target(&l, &cg))
-				continue;
-			label(&l.label, l.label.rel, &dn, &names_loaded);
-			lines[m++] = l;
-		}
-		qsort(lines, m, sizeof(*lines), line_cmp);
+	if (!ret)
+		ret = stat_lines(&st, &tree, has_target(&o) ? &cg : NULL, &dn, &lines, &m);
+	if (!ret)
 		print_stats(lines, m, o.json);
-	}
 	free(lines);
-	free(rows);
 	docker_names_free(&dn);
 	cgtree_free(&tree);
 	state_close(&st);
 	return ret;
 }
 
-static int do_gc(int argc, char **argv)
+/* One gc pass; with every, the counters too, as a node agent's log line (one JSON object a pass with -j). */
+static int gc_pass(const struct opts *o, const char *mnt, bool every)
 {
 	struct state st = { .lock_fd = -1 };
+	struct stat_line *lines = NULL;
+	struct docker_names dn = { 0 };
 	struct cgtree tree = { 0 };
-	char mnt[PATH_MAX];
 	int ret, removed = 0;
-	struct opts o;
+	size_t m = 0;
 
-	ret = parse_opts("gc", argc, argv, "cgroup-root j v h", &o);
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, &removed);
+	if (!ret && every)
+		ret = stat_lines(&st, &tree, NULL, &dn, &lines, &m);
+	if (!ret && o->json) {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "removed", json_object_new_int(removed));
+		if (every)
+			json_object_object_add(j, "stats", stats_json(lines, m));
+		puts(json_object_to_json_string_ext(j, every ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY));
+		json_object_put(j);
+	} else if (!ret) {
+		printf("gc: removed %d attachment%s of cgroups that no longer exist\n", removed, removed == 1 ? "" : "s");
+		if (every)
+			print_stats(lines, m, false);
+	}
+	fflush(stdout);
+	free(lines);
+	docker_names_free(&dn);
+	cgtree_free(&tree);
+	state_close(&st); /* never hold the lock between passes */
+	return ret;
+}
+
+static int do_gc(int argc, char **argv)
+{
+	char mnt[PATH_MAX], *end;
+	struct opts o;
+	long every;
+	int ret;
+
+	ret = parse_opts("gc", argc, argv, "cgroup-root every j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
+	every = o.every ? strtol(o.every, &end, 10) : 0;
+	if (o.every && (*end || every < 1 || every > 86400)) {
+		errorf("--every %s: not a number of seconds (1-86400)", o.every);
+		return EXIT_USAGE;
+	}
 	if (check_privileges("gc", false))
 		return EXIT_FAIL;
 	if ((ret = find_cgroup2(&o, mnt, sizeof(mnt))))
 		return ret;
-	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, &removed);
-	if (!ret && o.json) {
-		json_object *j = json_object_new_object();
-
-		json_object_object_add(j, "removed", json_object_new_int(removed));
-		print_json(j);
-		json_object_put(j);
-	} else if (!ret) {
-		printf("gc: removed %d attachment%s of cgroups that no longer exist\n", removed, removed == 1 ? "" : "s");
+	if (!every)
+		return gc_pass(&o, mnt, false);
+	for (;;) {
+		if ((ret = gc_pass(&o, mnt, true)))
+			return ret;
+		sleep((unsigned)every);
 	}
-	cgtree_free(&tree);
-	state_close(&st);
-	return ret;
 }
 
 static int do_version(int argc, char **argv)

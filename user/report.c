@@ -113,21 +113,28 @@ void print_list(const struct attachment *a, size_t n, bool json)
 	}
 }
 
+json_object *stats_json(const struct stat_line *l, size_t n)
+{
+	json_object *arr = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		label_json(o, &l[i].label, l[i].row.cgroup_id);
+		json_object_object_add(o, "attached_cgroup", json_object_new_string(l[i].attach_rel));
+		json_object_object_add(o, "attached_cgroup_id", json_object_new_uint64(l[i].row.attach_id));
+		for (int c = 0; c < HOSTLO_CNT_USED; c++)
+			json_object_object_add(o, counter_names[c], json_object_new_uint64(l[i].row.count[c]));
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
 void print_stats(const struct stat_line *l, size_t n, bool json)
 {
 	if (json) {
-		json_object *arr = json_object_new_array();
+		json_object *arr = stats_json(l, n);
 
-		for (size_t i = 0; i < n; i++) {
-			json_object *o = json_object_new_object();
-
-			label_json(o, &l[i].label, l[i].row.cgroup_id);
-			json_object_object_add(o, "attached_cgroup", json_object_new_string(l[i].attach_rel));
-			json_object_object_add(o, "attached_cgroup_id", json_object_new_uint64(l[i].row.attach_id));
-			for (int c = 0; c < HOSTLO_CNT_USED; c++)
-				json_object_object_add(o, counter_names[c], json_object_new_uint64(l[i].row.count[c]));
-			json_object_array_add(arr, o);
-		}
 		print_json(arr);
 		json_object_put(arr);
 		return;

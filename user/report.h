@@ -32,6 +32,7 @@ json_object *attachment_json(const struct attachment *a);
 void ruleset_text(const struct ruleset *rs, char *buf, size_t len);
 void print_json(json_object *o);
 void print_list(const struct attachment *a, size_t n, bool json);
+json_object *stats_json(const struct stat_line *l, size_t n);
 void print_stats(const struct stat_line *l, size_t n, bool json);
 
 #endif

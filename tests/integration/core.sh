@@ -185,6 +185,8 @@ expect "help lists every command" 0 "hostlo attach .*
 .*hostlo stats .*
 .*hostlo version" -- "$HOSTLO" --help
 expect "COMMAND --help" 0 "^Usage: hostlo" -- "$HOSTLO" attach --help
+check "README shows exactly hostlo --help" "$("$HOSTLO" --help)" \
+	"$(sed -n '/^<!-- hostlo --help/,/^## /p' "$ROOT/README.md" | sed '1,2d' | sed '/^```$/,$d')"
 expect "version" 0 "^hostlo .* \(BPF ABI [0-9]+, libbpf v?1\.[0-9]+\)$" -- "$HOSTLO" version
 
 echo "core: $PASSED passed, $FAILED failed"
