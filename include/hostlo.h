@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 2
+#define HOSTLO_ABI_VERSION 3
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -90,6 +90,7 @@ struct hostlo_config {
 	__u64 level_mask;                /* bit L set: some attached cgroup sits at level L */
 	__u32 max_level;                 /* highest L set in level_mask, 0 when nothing is attached */
 	__u32 abi_version;               /* HOSTLO_ABI_VERSION of the loader that created the maps */
+	__u64 prog_build;                /* hash of the BPF object whose programs are pinned and linked */
 };
 
 #endif /* HOSTLO_H */

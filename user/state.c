@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -33,6 +34,24 @@ static const enum bpf_attach_type hook_types[NR_HOOKS] = {
 static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks" };
 #define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
 #define LOCK_WAIT_S 30
+
+#ifdef HOSTLO_CRASH_POINTS
+/* Test builds only: die (SIGKILL) or stall at a named step, as a crash or a slow run would there. */
+static void crash_point(const char *step)
+{
+	const char *at = getenv("HOSTLO_CRASH_AT"), *stall = getenv("HOSTLO_STALL_AT");
+
+	if (stall && strcmp(stall, step) == 0)
+		sleep(2);
+	if (at && strcmp(at, step) == 0)
+		raise(SIGKILL);
+}
+#else
+#define crash_point(step) ((void)0)
+#endif
+
+static __u64 prog_build(void);
+static int live_link(const struct state *st, uint64_t id, int hook, __u32 *prog_id);
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -101,6 +120,7 @@ static void teardown(struct state *st)
 	close_fds(st);
 	snprintf(links, sizeof(links), "%s/links", st->dir);
 	remove_tree(links);
+	crash_point("teardown:links");
 	remove_tree(st->dir);
 }
 
@@ -193,7 +213,7 @@ static int pin_fd(int fd, const char *dir, const char *name, char *err)
  */
 static int create_pinned(struct state *st, char *err)
 {
-	struct hostlo_config cfg = { .abi_version = HOSTLO_ABI_VERSION };
+	struct hostlo_config cfg = { .abi_version = HOSTLO_ABI_VERSION, .prog_build = prog_build() };
 	char tmp[BPFFS_PATH_MAX + 32], links[BPFFS_PATH_MAX + 40];
 	struct hostlo_bpf *skel = NULL;
 	__u32 zero = 0;
@@ -244,6 +264,7 @@ static int create_pinned(struct state *st, char *err)
 	for (int i = 0; i < NR_HOOKS; i++)
 		if (pin_fd(bpf_program__fd(progs[i]), tmp, hook_names[i], err))
 			goto out;
+	crash_point("create:pinned");
 	if (rename(tmp, st->dir) != 0) {
 		seterr(err, "bpffs %s: %s", st->dir, strerror(errno));
 		goto out;
@@ -252,6 +273,108 @@ static int create_pinned(struct state *st, char *err)
 out:
 	if (ret)
 		remove_tree(tmp);
+	hostlo_bpf__destroy(skel);
+	return ret;
+}
+
+/* Identifies this binary's BPF object: FNV-1a over the embedded ELF bytes. */
+static __u64 prog_build(void)
+{
+	size_t len;
+	const unsigned char *p = hostlo_bpf__elf_bytes(&len);
+	__u64 h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/*
+ * The pinned programs come from another hostlo build: load this build's programs against the pinned
+ * maps, swap every link to them in place (bpf_link_update: never a moment without a program), then
+ * re-pin them and record the build last, so a crash at any step is redone by the next attach.
+ */
+static int upgrade_programs(struct state *st, char *err)
+{
+	struct hostlo_bpf *skel = hostlo_bpf__open();
+	struct hostlo_config cfg;
+	char links[PATH_MAX], p[PATH_MAX], np[PATH_MAX];
+	struct dirent *de;
+	__u32 zero = 0;
+	int ret = -1;
+	DIR *d;
+
+	if (!skel)
+		return seterr(err, "upgrade: open BPF object: %s", strerror(errno));
+	struct bpf_map *maps[NR_MAPS] = {
+		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
+	};
+	struct bpf_program *progs[NR_HOOKS] = {
+		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
+		skel->progs.hostlo_bind4, skel->progs.hostlo_bind6,
+		skel->progs.hostlo_getpeername4, skel->progs.hostlo_getpeername6,
+		skel->progs.hostlo_sendmsg4, skel->progs.hostlo_recvmsg4, skel->progs.hostlo_recvmsg6,
+	};
+
+	for (int i = 0; i < NR_MAPS; i++) {
+		if (bpf_map__reuse_fd(maps[i], *map_fd(st, i)) != 0) {
+			seterr(err, "upgrade: reuse map %s: %s", map_names[i], strerror(errno));
+			goto out;
+		}
+	}
+	if (hostlo_bpf__load(skel) != 0) {
+		seterr(err, "upgrade: load BPF programs: %s%s", strerror(errno), verbose ? "" : " (run with -v for the verifier log)");
+		goto out;
+	}
+	crash_point("upgrade:loaded");
+	snprintf(links, sizeof(links), "%s/links", st->dir);
+	d = opendir(links);
+	while (d && (de = readdir(d))) {
+		unsigned long long id;
+		char hook[16];
+		__u32 prog_id;
+		int h, fd;
+
+		if (sscanf(de->d_name, "%llu-%15s", &id, hook) != 2)
+			continue;
+		for (h = 0; h < NR_HOOKS && strcmp(hook, hook_names[h]); h++)
+			;
+		if (h == NR_HOOKS || (fd = live_link(st, id, h, &prog_id)) < 0)
+			continue; /* gc's business */
+		if (bpf_link_update(fd, bpf_program__fd(progs[h]), NULL) != 0) {
+			seterr(err, "upgrade: update link %s: %s", de->d_name, strerror(errno));
+			close(fd);
+			closedir(d);
+			goto out;
+		}
+		close(fd);
+		crash_point("upgrade:link");
+	}
+	if (d)
+		closedir(d);
+	for (int h = 0; h < NR_HOOKS; h++) {
+		snprintf(np, sizeof(np), "%s/%s-new", st->dir, hook_names[h]);
+		snprintf(p, sizeof(p), "%s/%s", st->dir, hook_names[h]);
+		unlink(np);
+		if (bpf_obj_pin(bpf_program__fd(progs[h]), np) != 0 || rename(np, p) != 0) {
+			seterr(err, "upgrade: pin %s: %s", p, strerror(errno));
+			goto out;
+		}
+		close(st->prog_fd[h]);
+		st->prog_fd[h] = dup(bpf_program__fd(progs[h]));
+	}
+	crash_point("upgrade:pinned");
+	if (bpf_map_lookup_elem(st->config_fd, &zero, &cfg) != 0) {
+		seterr(err, "upgrade: read config: %s", strerror(errno));
+		goto out;
+	}
+	cfg.prog_build = prog_build();
+	if (bpf_map_update_elem(st->config_fd, &zero, &cfg, BPF_ANY) != 0) {
+		seterr(err, "upgrade: write config: %s", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
 	hostlo_bpf__destroy(skel);
 	return ret;
 }
@@ -299,6 +422,7 @@ int state_open(struct state *st, enum open_mode mode, char *err)
 	}
 	if (take_lock(st, err))
 		return -1;
+	crash_point("lock:held");
 	remove_stale_tmp(st);
 	if (mode == OPEN_LOCK_ONLY)
 		return 0;
@@ -321,6 +445,15 @@ int state_open(struct state *st, enum open_mode mode, char *err)
 		ret = open_pinned(st, err);
 		if (ret < 0)
 			return ret == -EPROTO ? -1 : seterr(err, "bpffs %s: %s", st->dir, strerror(-ret));
+	}
+	if (create) {
+		struct hostlo_config cfg;
+		__u32 zero = 0;
+
+		if (bpf_map_lookup_elem(st->config_fd, &zero, &cfg) != 0)
+			return seterr(err, "read config map: %s", strerror(errno));
+		if (cfg.prog_build != prog_build() && upgrade_programs(st, err))
+			return -1;
 	}
 	return 0;
 }
@@ -346,24 +479,39 @@ static __u32 fd_prog_id(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
 }
 
-/* A pinned link is kept only if it still attaches our program to this very cgroup. */
-static bool link_ok(const struct state *st, uint64_t id, int hook)
+/*
+ * A pinned link counts only while it still attaches a program to this very cgroup for this hook
+ * (a removed cgroup leaves a defunct link behind). Returns its fd, or -1; *prog_id is its program.
+ */
+static int live_link(const struct state *st, uint64_t id, int hook, __u32 *prog_id)
 {
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
 	char p[PATH_MAX];
-	bool ok;
 	int fd;
 
 	link_path(st, id, hook, p, sizeof(p));
 	fd = bpf_obj_get(p);
 	if (fd < 0)
+		return -1;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0 || info.type != BPF_LINK_TYPE_CGROUP ||
+	    info.cgroup.cgroup_id != id || info.cgroup.attach_type != hook_types[hook]) {
+		close(fd);
+		return -1;
+	}
+	*prog_id = info.prog_id;
+	return fd;
+}
+
+static bool link_ok(const struct state *st, uint64_t id, int hook)
+{
+	__u32 prog_id;
+	int fd = live_link(st, id, hook, &prog_id);
+
+	if (fd < 0)
 		return false;
-	ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_CGROUP &&
-	     info.cgroup.cgroup_id == id && info.cgroup.attach_type == hook_types[hook] &&
-	     info.prog_id == fd_prog_id(st->prog_fd[hook]);
 	close(fd);
-	return ok;
+	return true;
 }
 
 static void unpin_links(const struct state *st, uint64_t id)
@@ -505,6 +653,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 	rules_fd = make_rules_map(rs, err);
 	if (rules_fd < 0)
 		return -1;
+	crash_point("attach:rules-map");
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0) {
 		seterr(err, "cgroup %s: %s", cg->rel, strerror(errno));
@@ -523,17 +672,28 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		     errno == E2BIG ? " (too many attached cgroups)" : "");
 		goto out;
 	}
+	crash_point("attach:rules-set");
 	cfg.level_mask |= 1ULL << cg->level;
 	if ((__u32)cg->level > cfg.max_level)
 		cfg.max_level = (__u32)cg->level;
 	if (write_config(st, &cfg, err))
 		goto restore;
+	crash_point("attach:config");
 
 	for (int h = 0; h < NR_HOOKS; h++) {
-		int link;
+		__u32 prog_id;
+		int link = live_link(st, id, h, &prog_id);
 
-		if (link_ok(st, id, h))
+		if (link >= 0) {
+			/* another build's program: swap it in place, the cgroup is never without one */
+			if (prog_id != fd_prog_id(st->prog_fd[h]) && bpf_link_update(link, st->prog_fd[h], NULL) != 0) {
+				seterr(err, "update %s of %s: %s", hook_names[h], cg->rel, strerror(errno));
+				close(link);
+				goto restore;
+			}
+			close(link);
 			continue;
+		}
 		link_path(st, id, h, p, sizeof(p));
 		unlink(p); /* stale: its cgroup or program is gone */
 		link = bpf_link_create(st->prog_fd[h], cg_fd, hook_types[h], NULL);
@@ -550,6 +710,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		}
 		created[h] = true;
 		close(link);
+		crash_point("attach:linked");
 	}
 	ret = 0;
 	goto out;
@@ -623,9 +784,12 @@ static int recompute_config(struct state *st, const struct cgtree *tree, char *e
 static int detach_one(struct state *st, uint64_t id, const struct cgtree *tree, char *err)
 {
 	unpin_links(st, id);
+	crash_point("detach:unlinked");
 	if (bpf_map_delete_elem(st->rules_fd, &id) != 0 && errno != ENOENT)
 		return seterr(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
+	crash_point("detach:rules");
 	drop_stats(st, id, tree);
+	crash_point("detach:stats");
 	if (recompute_config(st, tree, err))
 		return -1;
 	if (!count_attached(st))
@@ -707,6 +871,7 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char 
 		bpf_map_delete_elem(st->rules_fd, &ids[i]);
 		drop_stats(st, ids[i], tree);
 		removed++;
+		crash_point("gc:removed");
 	}
 	free(ids);
 	/* links whose rules are gone: a crash between the two steps of a detach */
