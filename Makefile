@@ -7,13 +7,13 @@ CC       ?= gcc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
-TRIPLET  := $(shell $(CC) -dumpmachine 2>/dev/null)
+TRIPLET  := $(shell gcc -dumpmachine 2>/dev/null)   # Debian's multiarch include dir, whichever CC
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 CFLAGS   ?= -O2 -g
-CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"'
+CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"' $(USER_EXTRA)
 LDLIBS   := -lbpf -ljson-c -lelf -lz
-BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET)
+BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
 
 USER_SRC := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
@@ -27,7 +27,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image clean
+.PHONY: all deps test unit demo static image test-builds fuzz clean
 
 IMAGE    ?= hostlo:latest
 
@@ -85,8 +85,33 @@ $(BUILD)/sockprobe: tests/sockprobe.c | $(BUILD)
 unit: deps $(UNIT_BIN)
 	$(Q)$(UNIT_BIN)
 
+# Test builds, each in a folder of its own: crash points (HOSTLO_CRASH_AT, HOSTLO_STALL_AT), another
+# BPF object (what an older or newer build would have pinned), and ASan + UBSan.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+test-builds: deps
+	$(Q)$(MAKE) -s BUILD=$(BUILD)/crash USER_EXTRA=-DHOSTLO_CRASH_POINTS $(BUILD)/crash/hostlo
+	$(Q)$(MAKE) -s BUILD=$(BUILD)/variant BPF_EXTRA=-DHOSTLO_TEST_VARIANT $(BUILD)/variant/hostlo
+	$(Q)$(MAKE) -s BUILD=$(BUILD)/asan CC=clang USER_EXTRA="$(SAN)" $(BUILD)/asan/hostlo $(BUILD)/asan/unit_tests
+
+$(BUILD)/loadgen: tests/loadgen.c | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -pthread $< -o $@
+
+# libFuzzer over rule and target parsing; FUZZ_SECONDS of fuzzing from the seed corpus in the repo.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := user/rules.c user/util.c user/container.c user/target.c user/cgtree.c
+$(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC) $(HEADERS) | $(BUILD)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Iuser \
+	  tests/fuzz/fuzz_parse.c $(FUZZ_SRC) -ljson-c -o $@
+fuzz: deps $(BUILD)/fuzz_parse
+	$(Q)rm -rf $(BUILD)/fuzz-corpus && mkdir -p $(BUILD)/fuzz-corpus
+	$(Q)$(BUILD)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(BUILD)/fuzz-corpus tests/fuzz/corpus 2>&1 | tail -n 25
+
 # The README's test command. Needs root: real cgroups, netns and BPF.
-test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe
+test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe $(BUILD)/loadgen test-builds \
+      $(BUILD)/fuzz_parse
 	$(Q)bash tests/run.sh
 
 demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe

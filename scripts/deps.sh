@@ -7,6 +7,7 @@ PKGS=(
   libbpf-dev bpftool libelf-dev zlib1g-dev # BPF object, skeleton, loader
   libjson-c-dev                           # JSON output
   libcmocka-dev                           # unit tests
+  libclang-rt-dev                         # ASan, UBSan and libFuzzer runtimes for clang
   iproute2 util-linux procps jq           # demo and tests: netns, veth, setpriv, JSON checks
   docker.io busybox-static                # container tests: a real engine, a locally built image
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container

@@ -8,14 +8,20 @@ done
 DK=$STATE/docker BRIDGE=hlt-br0 GW=198.19.0.1
 IMAGE=hostlo-test-busybox
 
+# The engine and the containerd it started are the only processes whose command line names $DK.
+engine_procs() { pgrep -f -- "$DK/" 2>/dev/null; }
+
 docker_cleanup() {
-	if [ -S "$DK/docker.sock" ] && [ -z "${HOSTLO_TEST_DOCKER_HOST:-}" ]; then
+	if [ -z "${HOSTLO_TEST_DOCKER_HOST:-}" ]; then
 		local ids
-		ids=$(docker ps -aq --filter label=hostlo-test 2>/dev/null)
-		[ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1
-		[ -f "$DK/docker.pid" ] && kill "$(cat "$DK/docker.pid")" 2>/dev/null
-		for _ in $(seq 100); do [ -S "$DK/docker.sock" ] || break; pgrep -F "$DK/docker.pid" >/dev/null 2>&1 || break; sleep 0.1; done
-	elif [ -n "${HOSTLO_TEST_DOCKER_HOST:-}" ]; then
+		[ -S "$DK/docker.sock" ] && ids=$(docker ps -aq --filter label=hostlo-test 2>/dev/null)
+		[ -n "${ids:-}" ] && docker rm -f $ids >/dev/null 2>&1
+		# stop the engine, and wait until it has: a later run must not find it (or its containerd) alive
+		engine_procs | xargs -r kill -TERM 2>/dev/null
+		for _ in $(seq 150); do [ -z "$(engine_procs)" ] && break; sleep 0.1; done
+		engine_procs | xargs -r kill -KILL 2>/dev/null
+		for _ in $(seq 50); do [ -z "$(engine_procs)" ] && break; sleep 0.1; done
+	else
 		docker ps -aq --filter label=hostlo-test | xargs -r docker rm -f >/dev/null 2>&1
 	fi
 	# a crashed run can leave the engine's own mounts behind

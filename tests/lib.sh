@@ -3,7 +3,7 @@
 
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-HOSTLO=$ROOT/build/hostlo
+HOSTLO=${HOSTLO_BIN:-$ROOT/build/hostlo}   # run.sh also runs suites with the ASan + UBSan build
 PROBE=$ROOT/build/sockprobe
 
 STATE=/run/hostlo-test       # scratch: outputs, a private bpffs

@@ -51,6 +51,7 @@ static void crash_point(const char *step)
 #endif
 
 static __u64 prog_build(void);
+static __u32 fd_prog_id(int fd);
 static int live_link(const struct state *st, uint64_t id, int hook, __u32 *prog_id);
 
 static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -639,6 +640,50 @@ out:
 	return fd;
 }
 
+static bool same_rules(const struct ruleset *a, const struct ruleset *b)
+{
+	char x[160], y[160];
+
+	if (a->n != b->n)
+		return false;
+	for (int i = 0; i < a->n; i++) {
+		rule_format(&a->r[i], x, sizeof(x));
+		rule_format(&b->r[i], y, sizeof(y));
+		if (strcmp(x, y) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Attaching again with the same rules changes nothing in the kernel, not even a map's id. */
+static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
+{
+	struct ruleset *now = malloc(sizeof(*now)), *want = malloc(sizeof(*want));
+	size_t n = ruleset_entries(rs);
+	struct hostlo_rule_key *k = calloc(n ? n : 1, sizeof(*k));
+	struct hostlo_rule_val *v = calloc(n ? n : 1, sizeof(*v));
+	char err[ERRLEN];
+	bool same = false;
+
+	if (now && want && k && v && state_rules(st, id, now, err) == 0) {
+		ruleset_expand(rs, k, v); /* the canonical form of what was asked: merged as the kernel's */
+		same = ruleset_collapse(k, v, n, want, err) == 0 && same_rules(now, want);
+		for (int h = 0; same && h < NR_HOOKS; h++) {
+			__u32 prog_id;
+			int fd = live_link(st, id, h, &prog_id);
+
+			same = fd >= 0 && prog_id == fd_prog_id(st->prog_fd[h]);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	free(now);
+	free(want);
+	free(k);
+	free(v);
+	return same;
+}
+
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
 {
 	struct hostlo_config cfg, saved_cfg;
@@ -650,6 +695,8 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 
 	if (cg->level < 1 || cg->level > HOSTLO_MAX_LEVEL)
 		return seterr(err, "cgroup %s: cannot attach at level %d (1-%d)", cg->rel, cg->level, HOSTLO_MAX_LEVEL);
+	if (unchanged(st, cg->id, rs))
+		return 0; /* the same rules, fully linked to the current programs: nothing to do */
 	rules_fd = make_rules_map(rs, err);
 	if (rules_fd < 0)
 		return -1;
