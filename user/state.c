@@ -237,6 +237,11 @@ static int create_pinned(struct state *st, char *err)
 		seterr(err, "load BPF object: %s", strerror(errno));
 		goto out;
 	}
+#ifdef HOSTLO_CRASH_POINTS
+	/* test builds only: a program the verifier rejects, to see how a rejection is reported */
+	if (getenv("HOSTLO_TEST_BAD_PROG"))
+		bpf_program__set_type(skel->progs.hostlo_connect4, BPF_PROG_TYPE_SOCKET_FILTER);
+#endif
 	if (hostlo_bpf__load(skel) != 0) {
 		int e = errno;
 

@@ -224,6 +224,14 @@ done
 check "after $bad bad inputs: nothing attached, nothing pinned" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
 umount "$STATE/ro"
 
+echo "# a program the verifier rejects: one line by default, the verifier's log under -v"
+"$HOSTLO" detach --all >/dev/null
+expect_error "one line naming the step and the errno" 1 "^hostlo: load BPF programs: .* \(run with -v for the verifier log\)$" -- \
+	env HOSTLO_TEST_BAD_PROG=1 "$CRASH" attach --cgroup $REL --connect $HP
+expect "-v shows libbpf's log with the verifier's words" 1 "BEGIN PROG LOAD LOG.*cannot use helper.*END PROG LOAD LOG" -- \
+	env HOSTLO_TEST_BAD_PROG=1 "$CRASH" -v attach --cgroup $REL --connect $HP
+check "and nothing was pinned" 0 "$(hostlo_pins)"
+
 echo "# least privilege"
 "$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
 check "bpffs: directory 0700, every pin 0600, owned by root" "700 0" \
