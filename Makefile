@@ -27,7 +27,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image test-builds fuzz clean
+.PHONY: all deps test unit demo static image test-builds fuzz bench clean
 
 IMAGE    ?= hostlo:latest
 
@@ -109,8 +109,18 @@ fuzz: deps $(BUILD)/fuzz_parse
 	$(Q)$(BUILD)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(BUILD)/fuzz-corpus tests/fuzz/corpus 2>&1 | tail -n 25
 
+$(BUILD)/bench/bench: tests/bench/bench.c
+	$(Q)mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# Benchmarks (root): hostlo vs direct, iptables DNAT and socat, interleaved; QUICK=1 runs every path briefly.
+bench: deps $(BUILD)/hostlo $(BUILD)/sockprobe $(BUILD)/bench/bench
+	$(Q)QUICK=$(QUICK) bash tests/bench/bench.sh
+
 # The README's test command. Needs root: real cgroups, netns and BPF.
 test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe $(BUILD)/loadgen test-builds \
+      $(BUILD)/bench/bench \
       $(BUILD)/fuzz_parse
 	$(Q)bash tests/run.sh
 

@@ -11,6 +11,7 @@ PKGS=(
   iproute2 util-linux procps jq           # demo and tests: netns, veth, setpriv, JSON checks
   docker.io busybox-static                # container tests: a real engine, a locally built image
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
+  iptables socat iperf3 gnuplot-nox       # benchmarks: the other ways, bulk throughput, the chart
 )
 
 # the manifest check runs on Node.js (kubernetes-models): the machine's own, else Debian's

@@ -325,14 +325,15 @@ static int resolve_target(const struct opts *o, char *mnt, size_t mlen, struct c
 	return 0;
 }
 
-/* Opens the pinned state and removes what vanished cgroups or crashed runs left. */
+/* Opens the pinned state and removes what vanished cgroups or crashed runs left; with removed (the
+ * gc command), every link is checked with the kernel, not only counted. */
 static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, struct cgtree *tree, int *removed)
 {
 	char err[ERRLEN];
 	int n;
 
 	if (state_open(st, mode, err) || cgtree_load(tree, mnt, err) ||
-	    (n = state_gc(st, tree, mode == OPEN_CREATE, err)) < 0) {
+	    (n = state_gc(st, tree, mode == OPEN_CREATE, removed != NULL, err)) < 0) {
 		errorf("%s", err);
 		return EXIT_FAIL;
 	}

@@ -896,15 +896,26 @@ static int pinned_link_ids(struct state *st, uint64_t **ids, size_t *n)
 	return 0;
 }
 
-static bool fully_linked(const struct state *st, uint64_t id)
+/*
+ * Whether every hook of the cgroup has its link. Usually a count of the link pins (one readdir for
+ * all cgroups, so a command stays fast with thousands attached); thorough asks the kernel about each.
+ */
+static bool fully_linked(const struct state *st, uint64_t id, const uint64_t *linked, size_t nl, bool thorough)
 {
-	for (int h = 0; h < NR_HOOKS; h++)
-		if (!link_ok(st, id, h))
-			return false;
-	return true;
+	size_t pins = 0;
+
+	if (thorough) {
+		for (int h = 0; h < NR_HOOKS; h++)
+			if (!link_ok(st, id, h))
+				return false;
+		return true;
+	}
+	for (size_t i = 0; i < nl; i++)
+		pins += linked[i] == id;
+	return pins == NR_HOOKS;
 }
 
-int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char *err)
+int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool thorough, char *err)
 {
 	uint64_t *ids, *linked;
 	size_t n, nl;
@@ -915,9 +926,21 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char 
 		return 0;
 	if (state_attached(st, &ids, &n, err))
 		return -1;
+	pinned_link_ids(st, &linked, &nl);
+	qsort(linked, nl, sizeof(*linked), u64_cmp);
 	/* gone cgroups, and attachments a crash left without all their links */
 	for (size_t i = 0; i < n; i++) {
-		if (cgtree_find(tree, ids[i]) && fully_linked(st, ids[i]))
+		uint64_t *first = nl ? bsearch(&ids[i], linked, nl, sizeof(*linked), u64_cmp) : NULL;
+		size_t from = 0, count = 0;
+
+		if (first) { /* the run of pins for this id, around the one bsearch found */
+			from = (size_t)(first - linked);
+			while (from > 0 && linked[from - 1] == ids[i])
+				from--;
+			while (from + count < nl && linked[from + count] == ids[i])
+				count++;
+		}
+		if (cgtree_find(tree, ids[i]) && fully_linked(st, ids[i], linked + from, count, thorough))
 			continue;
 		unpin_links(st, ids[i]);
 		bpf_map_delete_elem(st->rules_fd, &ids[i]);
@@ -927,9 +950,8 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char 
 	}
 	free(ids);
 	/* links whose rules are gone: a crash between the two steps of a detach */
-	pinned_link_ids(st, &linked, &nl);
 	for (size_t i = 0; i < nl; i++)
-		if (bpf_map_lookup_elem(st->rules_fd, &linked[i], &inner) != 0)
+		if ((i == 0 || linked[i] != linked[i - 1]) && bpf_map_lookup_elem(st->rules_fd, &linked[i], &inner) != 0)
 			unpin_links(st, linked[i]);
 	free(linked);
 	drop_stats(st, 0, tree);

@@ -49,8 +49,9 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 int state_detach(struct state *st, uint64_t id, const struct cgtree *tree, char *err);
 void state_detach_all(struct state *st);
 /* Removes what belongs to cgroups that no longer exist and anything a crashed run left half-done;
- * returns how many attachments it removed, or -1. */
-int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, char *err);
+ * thorough asks the kernel about every link rather than counting pins. Returns how many attachments
+ * it removed, or -1. */
+int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool thorough, char *err);
 
 /* Attached cgroup ids, sorted; caller frees. */
 int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);

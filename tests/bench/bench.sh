@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# bench.sh: `make bench` (QUICK=1: every path briefly). hostlo side by side with a direct connection,
+# iptables DNAT and a socat proxy, interleaved in one run; the cost of each hook per call; 1,000
+# attached cgroups. Writes build/bench/{samples.csv,summary.json,table.md,chart.png}.
+# Traffic: only to namespaces this script creates, in 198.18.0.0/15; every loop bounded in time.
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+HOSTLO=${HOSTLO_BIN:-$ROOT/build/hostlo} BENCH=$ROOT/build/bench/bench PROBE=$ROOT/build/sockprobe
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then ROUNDS=1 RATE_S=0.3 LAT_N=300 THR_S=1 SCALE_N=20 STAT_RUNS=2
+else ROUNDS=5 RATE_S=2 LAT_N=20000 THR_S=3 SCALE_N=1000 STAT_RUNS=5; fi
+OUT=$ROOT/build/bench
+STATE=/run/hostlo-bench
+export HOSTLO_BPFFS=$STATE/bpffs
+HL_NAME=hostlo-bench HL_VETH=hlb HL_NET=198.18.2
+source "$ROOT/tests/testhost.sh"
+P=15600 PT=15601 P6=15602      # echo server, iperf3 server, a one-line server (host side, every veth address)
+NAT_NS=hostlo-bench-nat NAT_NET=198.18.3 SOCAT_NS=hostlo-bench-socat SOCAT_NET=198.18.4
+PATHS=(direct hostlo iptables socat)
+
+[ "$(id -u)" = 0 ] || { echo "hostlo: bench: needs root (namespaces, cgroups, BPF, iptables): run as root" >&2; exit 1; }
+for t in iptables socat iperf3 gnuplot jq python3 "$HOSTLO" "$BENCH"; do
+	command -v "$t" >/dev/null || { echo "hostlo: bench: $t is missing (scripts/deps.sh installs it)" >&2; exit 1; }
+done
+
+bench_down() {
+	sysctl -qw kernel.bpf_stats_enabled=0 2>/dev/null
+	HOSTLO_BPFFS=$STATE/bpffs "$HOSTLO" detach --all >/dev/null 2>&1
+	testhost_down
+	kill_cgroup "$CG2/$HL_NAME-scale"
+	ip netns del $NAT_NS 2>/dev/null; ip link del hlbn-h 2>/dev/null
+	ip netns del $SOCAT_NS 2>/dev/null; ip link del hlbs-h 2>/dev/null
+	mountpoint -q "$STATE/bpffs" && umount "$STATE/bpffs"
+	rm -rf "$STATE"
+	return 0
+}
+trap bench_down EXIT
+trap 'exit 130' INT TERM
+bench_down
+
+# ns_pair NS VETH NET: one more "container" namespace joined to the host by veth.
+ns_pair() {
+	ip netns add "$1"
+	ip link add "$2-h" type veth peer name "$2-c"
+	ip link set "$2-c" netns "$1"
+	ip addr add "$3.1/24" dev "$2-h" && ip link set "$2-h" up
+	ip -n "$1" addr add "$3.2/24" dev "$2-c" && ip -n "$1" link set "$2-c" up && ip -n "$1" link set lo up
+	ip -n "$1" route add default via "$3.1"
+}
+
+mkdir -p "$OUT" "$STATE/bpffs"
+mount -t bpf bpf "$STATE/bpffs"
+testhost_up
+ns_pair $NAT_NS hlbn $NAT_NET
+ns_pair $SOCAT_NS hlbs $SOCAT_NET
+# iptables: the usual recipe, in its own namespace so the host's rules are never touched
+ip netns exec $NAT_NS sysctl -qw net.ipv4.conf.all.route_localnet=1
+for port in $P $PT; do
+	ip netns exec $NAT_NS iptables -t nat -A OUTPUT -d 127.0.0.1 -p tcp --dport $port -j DNAT --to-destination $NAT_NET.1:$port
+done
+ip netns exec $NAT_NS iptables -t nat -A POSTROUTING -s 127.0.0.1 -d $NAT_NET.1 -j SNAT --to-source $NAT_NET.2
+# socat: a userspace proxy on the namespace's loopback
+for port in $P $PT; do
+	(ip netns exec $SOCAT_NS socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$SOCAT_NET.1:$port >/dev/null 2>&1 &)
+done
+on_host "$BENCH" serve 0.0.0.0 $P 3600 >"$STATE/serve" 2>&1 &
+on_host iperf3 -s -p $PT >/dev/null 2>&1 &
+on_host "$PROBE" serve 0.0.0.0 $P6 hi 3600 >"$STATE/serve6" 2>&1 &
+wait_ready "$STATE/serve" && wait_ready "$STATE/serve6" || exit 1
+"$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null || exit 1
+sleep 0.5
+
+# on PATH CMD...: CMD as the client of PATH, to ADDR_OF PATH.
+addr_of() { [ "$1" = direct ] && echo "$HOST_IP" || echo 127.0.0.1; }
+on() {
+	local path=$1
+	shift
+	case $path in
+	direct) incg "$CGO" "$@" ;;
+	hostlo) incg "$CGT/app" "$@" ;;
+	iptables) ip netns exec $NAT_NS "$@" ;;
+	socat) ip netns exec $SOCAT_NS "$@" ;;
+	esac
+}
+field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
+echo "figure,path,round,value,unit" >"$OUT/samples.csv"
+sample() { echo "$1,$2,$3,$4,$5" >>"$OUT/samples.csv"; }
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); rounds: $ROUNDS"
+for r in $(seq "$ROUNDS"); do
+	for path in "${PATHS[@]}"; do
+		out=$(on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000)
+		sample rate $path "$r" "$(field rate <<<"$out")" conn/s
+		sample cpu $path "$r" "$(field cpu_us_per_conn <<<"$out")" us/conn
+		sample rate_failed $path "$r" "$(field failed <<<"$out")" count
+	done
+	for path in "${PATHS[@]}"; do
+		out=$(on $path "$BENCH" latency "$(addr_of $path)" $P "$LAT_N")
+		sample p50 $path "$r" "$(field p50_us <<<"$out")" us
+		sample p99 $path "$r" "$(field p99_us <<<"$out")" us
+	done
+	for path in "${PATHS[@]}"; do
+		bps=$(on $path iperf3 -c "$(addr_of $path)" -p $PT -t "$THR_S" -J 2>/dev/null | jq '.end.sum_received.bits_per_second // 0')
+		sample throughput $path "$r" "$(awk -v b="$bps" 'BEGIN { printf "%.0f", b / 1e6 }')" Mbit/s
+	done
+	echo "round $r/$ROUNDS done"
+done
+redirected=$("$HOSTLO" stats -j | jq '[.[] | select(.cgroup == "/'$HL_NAME'/app") | .connect_redirected] | add // 0')
+sample redirected hostlo 0 "$redirected" count
+
+echo "hook cost (kernel.bpf_stats_enabled=1 only here)"
+prog_stats() { # "cnt ns" of one pinned program
+	bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$1" | jq -r '"\(.run_cnt // 0) \(.run_time_ns // 0)"'
+}
+sysctl -qw kernel.bpf_stats_enabled=1
+for n in 1 1000 10000; do
+	rules=(--connect $P --connect $PT --connect $P6)
+	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
+	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
+	declare -A before=()
+	for h in connect4 connect6 getpeername6; do before[$h]=$(prog_stats $h); done
+	on hostlo "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
+	incg "$CGT/app" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
+	for h in connect4 connect6 getpeername6; do
+		read -r c0 t0 <<<"${before[$h]}"
+		read -r c1 t1 <<<"$(prog_stats $h)"
+		sample "hook_ns_$n" "$h" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
+	done
+done
+sysctl -qw kernel.bpf_stats_enabled=0
+"$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null
+
+echo "scale: $SCALE_N attached cgroups"
+SC=$CG2/$HL_NAME-scale
+mkdir -p "$SC"
+for i in $(seq "$SCALE_N"); do mkdir -p "$SC/c$i"; done
+kmem() { awk '/^(Slab|Percpu):/ { s += $2 } END { print s }' /proc/meminfo; }
+sync; echo 2 >/proc/sys/vm/drop_caches
+k0=$(kmem) t0=$(date +%s%N)
+for i in $(seq "$SCALE_N"); do "$HOSTLO" attach --cgroup /$HL_NAME-scale/c$i --connect $P=$HOST_IP >/dev/null || exit 1; done
+t1=$(date +%s%N) k1=$(kmem)
+sample attach_ms scale 0 "$(awk -v d=$((t1 - t0)) -v n="$SCALE_N" 'BEGIN { printf "%.2f", d / n / 1e6 }')" ms/attach
+sample kmem_kib scale 0 "$(awk -v d=$((k1 - k0)) -v n="$SCALE_N" 'BEGIN { printf "%.1f", d / n }')" KiB/cgroup
+sample rules_map_bytes scale 0 "$(bpftool -j map show | jq '[.[] | select(.name == "hostlo_cg_rules") | .bytes_memlock] | (add / length)')" bytes/cgroup
+for i in $(seq "$SCALE_N"); do   # one connect from each cgroup: a counter row each
+	bash -c 'echo $$ > "$1/cgroup.procs" && exec ip netns exec "$2" "$3" rate "$4" "$5" 1 1' _ "$SC/c$i" "$NS" "$BENCH" 127.0.0.1 $P >/dev/null
+done
+sample stats_rows scale 0 "$("$HOSTLO" stats -j | jq length)" rows
+for mode in text json; do
+	for r in $(seq "$STAT_RUNS"); do
+		s=$(date +%s%N)
+		if [ $mode = json ]; then "$HOSTLO" stats -j >/dev/null; else "$HOSTLO" stats >/dev/null; fi
+		sample "stats_ms_$mode" scale "$r" "$(awk -v d=$(($(date +%s%N) - s)) 'BEGIN { printf "%.1f", d / 1e6 }')" ms
+	done
+done
+for r in $(seq "$ROUNDS"); do
+	for path in direct hostlo; do
+		sample rate_scaled $path "$r" "$(on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000 | field rate)" conn/s
+	done
+done
+
+python3 "$ROOT/tests/bench/report.py" "$OUT" "$QUICK"

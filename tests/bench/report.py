@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""report.py: medians, min-max and ratios to direct from build/bench/samples.csv; the table on stdout
+and in table.md, summary.json, and chart.png (gnuplot)."""
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+out, quick = sys.argv[1], sys.argv[2] == "1"
+samples = defaultdict(list)
+units = {}
+with open(os.path.join(out, "samples.csv")) as f:
+    for row in csv.DictReader(f):
+        samples[(row["figure"], row["path"])].append(float(row["value"] or 0))
+        units[row["figure"]] = row["unit"]
+
+def med(fig, path):
+    v = samples.get((fig, path))
+    return statistics.median(v) if v else None
+
+def span(fig, path):
+    v = samples.get((fig, path), [0])
+    return f"{min(v):g}-{max(v):g}"
+
+paths = ["direct", "hostlo", "iptables", "socat"]
+lines = ["| figure | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
+summary = {"quick": quick, "figures": {}}
+for fig, better in [("rate", "higher"), ("cpu", "lower"), ("p50", "lower"), ("p99", "lower"), ("throughput", "higher")]:
+    base = med(fig, "direct")
+    cells = []
+    for p in paths:
+        m = med(fig, p)
+        ratio = m / base if m is not None and base else 0
+        cells.append(f"{m:g} ({ratio:.2f}x) [{span(fig, p)}]")
+        summary["figures"].setdefault(fig, {})[p] = {"median": m, "ratio_to_direct": round(ratio, 3),
+                                                     "min": min(samples[(fig, p)]), "max": max(samples[(fig, p)])}
+    lines.append(f"| {fig} ({units[fig]}, {better} is better) | " + " | ".join(cells) + " |")
+
+hook = {}
+for n in ("1", "1000", "10000"):
+    for h in ("connect4", "connect6", "getpeername6"):
+        hook.setdefault(n, {})[h] = med(f"hook_ns_{n}", h)
+summary["hook_ns_per_call"] = hook
+scale = {k: med(k, "scale") for k in ("attach_ms", "kmem_kib", "rules_map_bytes", "stats_rows",
+                                       "stats_ms_text", "stats_ms_json")}
+scale["rate_scaled_ratio"] = (med("rate_scaled", "hostlo") or 0) / (med("rate_scaled", "direct") or 1)
+summary["scale"] = scale
+summary["redirected"] = med("redirected", "hostlo")
+failed = sum(sum(samples.get(("rate_failed", p), [0])) for p in paths)
+summary["failed_connects"] = failed
+
+r = summary["figures"]["rate"]
+targets = [
+    ("connection rate hostlo >= 0.97x direct", r["hostlo"]["ratio_to_direct"] >= 0.97),
+    ("connection rate hostlo >= iptables", r["hostlo"]["median"] >= r["iptables"]["median"]),
+    ("connection rate hostlo >= 4x socat", r["hostlo"]["median"] >= 4 * r["socat"]["median"]),
+    ("p50 latency hostlo within 2% of direct", summary["figures"]["p50"]["hostlo"]["ratio_to_direct"] <= 1.02),
+    ("throughput hostlo within 2% of direct", summary["figures"]["throughput"]["hostlo"]["ratio_to_direct"] >= 0.98),
+    ("hook cost <= 150 ns/call at 10,000 rules", (hook["10000"]["connect4"] or 1e9) <= 150),
+    ("attach <= 5 ms per cgroup", (scale["attach_ms"] or 1e9) <= 5),
+    ("<= 16 KiB kernel memory per attached cgroup", (scale["kmem_kib"] or 1e9) <= 16),
+    ("stats over the attached cgroups <= 50 ms", (scale["stats_ms_text"] or 1e9) <= 50),
+]
+summary["targets"] = {name: ok for name, ok in targets}
+
+lines += ["", "| hook (ns/call) | 1 rule | 1,000 rules | 10,000 rules |", "|---|---|---|---|"]
+for h in ("connect4", "connect6", "getpeername6"):
+    lines.append(f"| {h} | " + " | ".join(f"{hook[n][h] or 0:g}" for n in ("1", "1000", "10000")) + " |")
+lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): attach {scale['attach_ms']:g} ms each, "
+          f"kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta; its rules map alone "
+          f"{scale['rules_map_bytes']:g} bytes), `hostlo stats` {scale['stats_ms_text']:g} ms, "
+          f"`stats -j` {scale['stats_ms_json']:g} ms, connection rate hostlo/direct with them attached "
+          f"{scale['rate_scaled_ratio']:.2f}x",
+          "", "targets: " + ", ".join(f"{n}: {'met' if ok else 'MISSED'}" for n, ok in targets)]
+table = "\n".join(lines)
+print(table)
+with open(os.path.join(out, "table.md"), "w") as f:
+    f.write(table + "\n")
+with open(os.path.join(out, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+
+with open(os.path.join(out, "chart.dat"), "w") as f:
+    for p in paths:
+        f.write(f"{p} {med('rate', p):.1f} {min(samples[('rate', p)]):.1f} {max(samples[('rate', p)]):.1f} "
+                f"{med('p99', p):.1f}\n")
+gp = f"""set terminal pngcairo size 900,420 font ",11"
+set output "{out}/chart.png"
+set multiplot layout 1,2 title "hostlo vs direct, iptables DNAT, socat ({os.cpu_count()} cores; medians, bars min-max)"
+set style fill solid 0.6
+set boxwidth 0.6
+set yrange [0:*]
+set title "connections per second (higher is better)"
+plot "{out}/chart.dat" using 0:2:3:4:xtic(1) with boxerrorbars notitle lc rgb "#3a7bd5"
+set title "p99 request latency, us (lower is better)"
+plot "{out}/chart.dat" using 0:5:xtic(1) with boxes notitle lc rgb "#d5803a"
+unset multiplot
+"""
+subprocess.run(["gnuplot"], input=gp, text=True, check=True)

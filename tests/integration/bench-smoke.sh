@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# bench-smoke.sh: `make bench QUICK=1` as a smoke test of the harness: every path ran, hostlo redirected,
+# the outputs exist. It never judges a speed: these machines are shared.
+source "$(dirname "$0")/../lib.sh"
+require
+out=$ROOT/build/bench
+expect "make bench QUICK=1 runs to the end and prints the table" 0 "\| rate \(conn/s" -- make -s -C "$ROOT" bench QUICK=1
+for fig in rate p50 throughput; do
+	check "$fig: every path measured (a value above 0 for each)" "4" \
+		"$(jq --arg f $fig '[.figures[$f][] | select(.median > 0)] | length' "$out/summary.json")"
+done
+check "no connect failed on any path" 0 "$(jq .failed_connects "$out/summary.json" | cut -d. -f1)"
+check "hostlo really redirected (its counter moved)" yes "$(jq 'if .redirected > 0 then "yes" else "no" end' -r "$out/summary.json")"
+check "hook cost measured for connect4 at 1, 1000 and 10000 rules" 3 "$(jq '[.hook_ns_per_call[].connect4 | select(. > 0)] | length' "$out/summary.json")"
+check "samples, table and chart written" "yes yes yes" \
+	"$([ -s "$out/samples.csv" ] && echo yes) $([ -s "$out/table.md" ] && echo yes) $(file "$out/chart.png" | grep -q PNG && echo yes)"
+echo "bench-smoke: $PASSED passed, $FAILED failed"
+echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"
