@@ -927,7 +927,8 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool 
 	if (state_attached(st, &ids, &n, err))
 		return -1;
 	pinned_link_ids(st, &linked, &nl);
-	qsort(linked, nl, sizeof(*linked), u64_cmp);
+	if (nl)
+		qsort(linked, nl, sizeof(*linked), u64_cmp);
 	/* gone cgroups, and attachments a crash left without all their links */
 	for (size_t i = 0; i < n; i++) {
 		uint64_t *first = nl ? bsearch(&ids[i], linked, nl, sizeof(*linked), u64_cmp) : NULL;

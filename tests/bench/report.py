@@ -93,7 +93,7 @@ set style fill solid 0.6
 set boxwidth 0.6
 set yrange [0:*]
 set title "connections per second (higher is better)"
-plot "{out}/chart.dat" using 0:2:3:4:xtic(1) with boxerrorbars notitle lc rgb "#3a7bd5"
+plot "{out}/chart.dat" using 0:2:3:4:(0.6):xtic(1) with boxerrorbars notitle lc rgb "#3a7bd5"
 set title "p99 request latency, us (lower is better)"
 plot "{out}/chart.dat" using 0:5:xtic(1) with boxes notitle lc rgb "#d5803a"
 unset multiplot
