@@ -27,7 +27,10 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image test-builds fuzz bench clean
+.PHONY: all deps test unit demo static image test-builds fuzz bench install clean
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 
 IMAGE    ?= hostlo:latest
 
@@ -126,6 +129,12 @@ test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe
 
 demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh
+
+# The CLI, its man page and its bash completion, under $(DESTDIR)$(PREFIX).
+install: $(BUILD)/hostlo
+	install -D -m 0755 $(BUILD)/hostlo $(DESTDIR)$(PREFIX)/sbin/hostlo
+	install -D -m 0644 docs/hostlo.8 $(DESTDIR)$(PREFIX)/share/man/man8/hostlo.8
+	install -D -m 0644 docs/hostlo.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hostlo
 
 clean:
 	rm -rf $(BUILD)

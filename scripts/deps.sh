@@ -8,7 +8,7 @@ PKGS=(
   libjson-c-dev                           # JSON output
   libcmocka-dev                           # unit tests
   libclang-rt-dev                         # ASan, UBSan and libFuzzer runtimes for clang
-  iproute2 util-linux procps jq           # demo and tests: netns, veth, setpriv, JSON checks
+  iproute2 util-linux procps jq man-db    # demo and tests: netns, veth, setpriv, JSON checks, man -l
   docker.io busybox-static                # container tests: a real engine, a locally built image
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
   iptables socat iperf3 gnuplot-nox       # benchmarks: the other ways, bulk throughput, the chart

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include "cgtree.h"
@@ -29,7 +30,7 @@ static const char usage_text[] =
 "  hostlo attach  TARGET RULE... [--dry-run] [-j]\n"
 "  hostlo detach  TARGET | --all\n"
 "  hostlo list    [-j]\n"
-"  hostlo stats   [TARGET] [-j]\n"
+"  hostlo stats   [TARGET] [-j | --prometheus] [--watch SECONDS]\n"
 "  hostlo gc      [--every SECONDS] [-j]\n"
 "  hostlo version\n"
 "  hostlo help | --help | COMMAND --help\n"
@@ -58,6 +59,8 @@ static const char usage_text[] =
 "OPTIONS -j, --json      print JSON\n"
 "        --dry-run       resolve and print the plan, attach nothing\n"
 "        --all           (detach) remove every attachment and everything hostlo pinned\n"
+"        --prometheus    (stats) the Prometheus text format: hostlo_<counter>_total\n"
+"        --watch SECONDS (stats) refresh every SECONDS, showing what changed in each interval\n"
 "        --every SECONDS (gc) run forever: a pass, then the counters, every SECONDS\n"
 "        --cgroup-root PATH\n"
 "                        where the host's cgroup2 tree is mounted (default: from mountinfo)\n"
@@ -86,14 +89,14 @@ static void usage_error(const char *fmt, const char *arg)
 }
 
 struct opts {
-	const char *cgroup, *pid, *container, *cgroup_root, *every;
-	bool self, parent;
+	const char *cgroup, *pid, *container, *cgroup_root, *every, *watch;
+	bool self, parent, prometheus;
 	struct ruleset rules;
 	bool json, dry_run, all, help;
 };
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH };
 
 /* Whether the space-separated list has this exact word ("cgroup" is not "cgroup-root"). */
 static bool allows(const char *list, const char *word)
@@ -122,6 +125,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "parent", no_argument, NULL, OPT_PARENT },
 		{ "cgroup-root", required_argument, NULL, OPT_CGROUP_ROOT },
 		{ "every", required_argument, NULL, OPT_EVERY },
+		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
+		{ "watch", required_argument, NULL, OPT_WATCH },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -177,6 +182,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		case OPT_PARENT: o->parent = true; break;
 		case OPT_CGROUP_ROOT: o->cgroup_root = optarg; break;
 		case OPT_EVERY: o->every = optarg; break;
+		case OPT_PROMETHEUS: o->prometheus = true; break;
+		case OPT_WATCH: o->watch = optarg; break;
 		case OPT_CONNECT:
 		case OPT_BIND:
 			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
@@ -634,21 +641,74 @@ static int stat_lines(struct state *st, const struct cgtree *tree, const struct 
 	return 0;
 }
 
-static int do_stats(int argc, char **argv)
+/* A whole number of seconds, 1-86400, or 0 after an error message (exit 2). */
+static long seconds_arg(const char *opt, const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*end || end == v || n < 1 || n > 86400) {
+		errorf("%s %s: not a number of seconds (1-86400)", opt, v);
+		return 0;
+	}
+	return n;
+}
+
+/* One read of the counters, labelled; with prev (--watch), each count becomes its change since then. */
+static int stats_once(const struct opts *o, const char *mnt, const struct cgroup *filter, struct stat_line **lines,
+		      size_t *m, struct docker_names *dn)
 {
 	struct state st = { .lock_fd = -1 };
-	struct stat_line *lines = NULL;
-	struct docker_names dn = { 0 };
 	struct cgtree tree = { 0 };
+	int ret;
+
+	(void)o;
+	docker_names_free(dn); /* the previous interval's names */
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
+	if (!ret)
+		ret = stat_lines(&st, &tree, filter, dn, lines, m);
+	/* labels point into the tree: keep the strings, drop the tree */
+	for (size_t i = 0; !ret && i < *m; i++) {
+		(*lines)[i].label.rel = strdup((*lines)[i].label.rel);
+		(*lines)[i].attach_rel = strdup((*lines)[i].attach_rel);
+		if ((*lines)[i].label.name)
+			(*lines)[i].label.name = strdup((*lines)[i].label.name);
+	}
+	cgtree_free(&tree);
+	state_close(&st);
+	return ret;
+}
+
+static void free_lines(struct stat_line *l, size_t n)
+{
+	for (size_t i = 0; l && i < n; i++) {
+		free((char *)l[i].label.rel);
+		free((char *)l[i].attach_rel);
+		free((char *)l[i].label.name);
+	}
+	free(l);
+}
+
+static int do_stats(int argc, char **argv)
+{
+	struct stat_line *lines = NULL, *prev = NULL;
+	struct docker_names dn = { 0 };
+	size_t m = 0, pm = 0;
 	char mnt[PATH_MAX];
 	struct cgroup cg;
 	struct opts o;
-	size_t m = 0;
+	long watch = 0;
 	int ret;
 
-	ret = parse_opts("stats", argc, argv, "cgroup pid container self parent cgroup-root j v h", &o);
+	ret = parse_opts("stats", argc, argv, "cgroup pid container self parent cgroup-root prometheus watch j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (o.prometheus && (o.json || o.watch)) {
+		usage_error("stats: %s", "--prometheus goes alone (no -j, no --watch)");
+		return EXIT_USAGE;
+	}
+	if (o.watch && !(watch = seconds_arg("--watch", o.watch)))
+		return EXIT_USAGE;
 	if (check_privileges("stats", false))
 		return EXIT_FAIL;
 	if (has_target(&o))
@@ -657,15 +717,55 @@ static int do_stats(int argc, char **argv)
 		ret = find_cgroup2(&o, mnt, sizeof(mnt));
 	if (ret)
 		return ret;
-	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
-	if (!ret)
-		ret = stat_lines(&st, &tree, has_target(&o) ? &cg : NULL, &dn, &lines, &m);
-	if (!ret)
-		print_stats(lines, m, o.json);
-	free(lines);
+	for (;;) {
+		ret = stats_once(&o, mnt, has_target(&o) ? &cg : NULL, &lines, &m, &dn);
+		if (ret)
+			break;
+		if (!watch) {
+			if (o.prometheus)
+				print_prometheus(stdout, lines, m);
+			else
+				print_stats(lines, m, o.json);
+			break;
+		}
+		/* --watch: what changed in the last interval, per row (rows new since then count from 0) */
+		struct stat_line *shown = calloc(m ? m : 1, sizeof(*shown));
+
+		for (size_t i = 0; shown && i < m; i++) {
+			shown[i] = lines[i];
+			for (size_t k = 0; k < pm; k++)
+				if (prev[k].row.cgroup_id == lines[i].row.cgroup_id && prev[k].row.attach_id == lines[i].row.attach_id)
+					for (int c = 0; c < HOSTLO_CNT_USED; c++)
+						shown[i].row.count[c] -= prev[k].row.count[c];
+		}
+		if (prev || o.json) {
+			time_t t = time(NULL);
+			char when[16];
+
+			strftime(when, sizeof(when), "%H:%M:%S", localtime(&t));
+			if (o.json) {
+				json_object *j = stats_json(shown, m);
+
+				puts(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+				json_object_put(j);
+			} else {
+				if (isatty(STDOUT_FILENO))
+					fputs("\033[H\033[2J", stdout);
+				printf("%s  changes in the last %ld s%s\n", when, watch, prev ? "" : " (since start)");
+				print_stats(shown, m, false);
+			}
+			fflush(stdout);
+		}
+		free(shown);
+		free_lines(prev, pm);
+		prev = lines;
+		pm = m;
+		lines = NULL;
+		sleep((unsigned)watch);
+	}
+	free_lines(lines, m);
+	free_lines(prev, pm);
 	docker_names_free(&dn);
-	cgtree_free(&tree);
-	state_close(&st);
 	return ret;
 }
 
@@ -705,7 +805,7 @@ static int gc_pass(const struct opts *o, const char *mnt, bool every)
 
 static int do_gc(int argc, char **argv)
 {
-	char mnt[PATH_MAX], *end;
+	char mnt[PATH_MAX];
 	struct opts o;
 	long every;
 	int ret;
@@ -713,11 +813,9 @@ static int do_gc(int argc, char **argv)
 	ret = parse_opts("gc", argc, argv, "cgroup-root every j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
-	every = o.every ? strtol(o.every, &end, 10) : 0;
-	if (o.every && (*end || every < 1 || every > 86400)) {
-		errorf("--every %s: not a number of seconds (1-86400)", o.every);
+	every = 0;
+	if (o.every && !(every = seconds_arg("--every", o.every)))
 		return EXIT_USAGE;
-	}
 	if (check_privileges("gc", false))
 		return EXIT_FAIL;
 	if ((ret = find_cgroup2(&o, mnt, sizeof(mnt))))

@@ -113,6 +113,47 @@ void print_list(const struct attachment *a, size_t n, bool json)
 	}
 }
 
+static const char *const counter_help[HOSTLO_CNT_USED] = {
+	[HOSTLO_CNT_CONNECT_REDIRECTED] = "TCP connects to a loopback address redirected to the rule's target.",
+	[HOSTLO_CNT_BIND_REWRITTEN] = "Binds to a loopback address rewritten to the rule's address.",
+	[HOSTLO_CNT_UDP_REDIRECTED] = "UDP connects and datagrams to a loopback address redirected to the target.",
+	[HOSTLO_CNT_UDP_REPLY_RESTORED] = "UDP replies shown to the application as coming from the loopback address.",
+	[HOSTLO_CNT_CONNECT_KEPT_LOCAL] = "Connects and datagrams left local because a listener had the port.",
+	[HOSTLO_CNT_PEER_RESTORED] = "getpeername() calls answered with the loopback address the application asked for.",
+};
+
+/* Label values escape backslash, double quote and newline (the text exposition format's rule). */
+static void label_value(FILE *f, const char *v)
+{
+	for (; v && *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+void print_prometheus(FILE *f, const struct stat_line *l, size_t n)
+{
+	for (int c = 0; c < HOSTLO_CNT_USED; c++) {
+		fprintf(f, "# HELP hostlo_%s_total %s\n# TYPE hostlo_%s_total counter\n", counter_names[c], counter_help[c],
+			counter_names[c]);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(f, "hostlo_%s_total{cgroup=\"", counter_names[c]);
+			label_value(f, l[i].label.rel);
+			fputs("\",container=\"", f);
+			label_value(f, l[i].label.container);
+			fputs("\",name=\"", f);
+			label_value(f, l[i].label.name);
+			fputs("\",attached_cgroup=\"", f);
+			label_value(f, l[i].attach_rel);
+			fprintf(f, "\"} %llu\n", (unsigned long long)l[i].row.count[c]);
+		}
+	}
+}
+
 json_object *stats_json(const struct stat_line *l, size_t n)
 {
 	json_object *arr = json_object_new_array();

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <json-c/json.h>
 #include "rules.h"
 #include "state.h"
@@ -34,5 +35,7 @@ void print_json(json_object *o);
 void print_list(const struct attachment *a, size_t n, bool json);
 json_object *stats_json(const struct stat_line *l, size_t n);
 void print_stats(const struct stat_line *l, size_t n, bool json);
+/* The Prometheus text exposition format: hostlo_<counter>_total{cgroup,container,name,attached_cgroup}. */
+void print_prometheus(FILE *f, const struct stat_line *l, size_t n);
 
 #endif

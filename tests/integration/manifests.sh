@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # manifests.sh: deploy/kubernetes is valid against the Kubernetes API schemas (kubernetes-models,
-# pinned in tests/k8s/package-lock.json), and the hostlo command lines it holds are accepted by hostlo.
+# pinned in tests/node/package-lock.json), and the hostlo command lines it holds are accepted by hostlo.
 HL_NAME=hostlo-ktest
 source "$(dirname "$0")/../lib.sh"
 require
@@ -11,7 +11,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 cleanup
 mkdir -p "$STATE/bpffs" && mount -t bpf bpf "$STATE/bpffs"
-K8S=$ROOT/tests/k8s
+K8S=$ROOT/tests/node
 
 if [ ! -d "$K8S/node_modules/kubernetes-models" ]; then
 	npm ci --prefix "$K8S" --no-audit --no-fund --loglevel=error >"$STATE/npm.log" 2>&1 || { cat "$STATE/npm.log"; exit 1; }
