@@ -58,6 +58,19 @@ struct {
 	__type(value, struct hostlo_sock);
 } hostlo_socks SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, HOSTLO_EVENTS_BYTES);
+} hostlo_events SEC(".maps");
+
+/* Events that did not fit in the ring buffer (a reader too slow, or none left after a crash). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} hostlo_drops SEC(".maps");
+
 /*
  * The programs are attached to many cgroups at once, so they find their rules from the caller:
  * the nearest ancestor (or the caller's own cgroup) that has a rule set. Only levels that hold an
@@ -118,6 +131,39 @@ static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
 	__sync_fetch_and_add(&row->count[c], 1);
 }
 
+/* One trace event, only while a `hostlo trace` runs: otherwise a single array read is all it costs. */
+static __always_inline void trace(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig, __u64 attach_id, __be32 to_addr,
+				  __be16 to_port)
+{
+	__u32 zero = 0;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+	struct hostlo_event *e;
+
+	if (!cfg || !cfg->tracers)
+		return;
+	e = bpf_ringbuf_reserve(&hostlo_events, sizeof(*e), 0);
+	if (!e) {
+		__u64 *drops = bpf_map_lookup_elem(&hostlo_drops, &zero);
+
+		if (drops)
+			__sync_fetch_and_add(drops, 1);
+		return;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->attach_id = attach_id;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	e->kind = kind;
+	e->proto = ctx->protocol == IPPROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
+	e->orig = orig;
+	e->family6 = ctx->family == 10 /* AF_INET6 */;
+	e->to_addr = to_addr;
+	e->orig_port = (__be16)ctx->user_port;
+	e->to_port = to_port ? to_port : (__be16)ctx->user_port;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
 /* The rule kind for this socket's connect or datagram, 0 for sockets hostlo never redirects. */
 static __always_inline __u8 connect_kind(struct bpf_sock_addr *ctx)
 {
@@ -176,6 +222,7 @@ static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx,
 		return NULL;
 	if (!(to->flags & HOSTLO_RULE_ALWAYS) && local_listener(ctx, kind, orig)) {
 		count(*attach_id, HOSTLO_CNT_CONNECT_KEPT_LOCAL);
+		trace(ctx, HOSTLO_EV_KEPT_LOCAL, orig, *attach_id, bpf_htonl(LOOPBACK4), 0);
 		return NULL;
 	}
 	return to;
@@ -245,6 +292,7 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 	if (!to)
 		return SYS_PROCEED;
 	remember(ctx, to, HOSTLO_ORIG_LO4, attach_id, connected);
+	trace(ctx, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
 	set_target4(ctx, to);
 	count(attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
@@ -265,6 +313,7 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 	if (!to)
 		return SYS_PROCEED;
 	remember(ctx, to, orig, attach_id, 1);
+	trace(ctx, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
 	set_target6(ctx, to);
 	count(attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
@@ -393,6 +442,7 @@ int hostlo_bind4(struct bpf_sock_addr *ctx)
 		return SYS_PROCEED;
 	ctx->user_ip4 = to->addr;
 	count(attach_id, HOSTLO_CNT_BIND_REWRITTEN);
+	trace(ctx, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO4, attach_id, to->addr, 0);
 	return SYS_PROCEED;
 }
 
@@ -410,6 +460,7 @@ int hostlo_bind6(struct bpf_sock_addr *ctx)
 		return SYS_PROCEED;
 	ctx->user_ip6[3] = 0;
 	count(attach_id, HOSTLO_CNT_BIND_REWRITTEN);
+	trace(ctx, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO6, attach_id, 0, 0);
 	return SYS_PROCEED;
 }
 

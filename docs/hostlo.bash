@@ -1,7 +1,7 @@
 # bash completion for hostlo(8); kept in step with `hostlo --help` and docs/hostlo.8 by tests/integration/docs.sh
 _hostlo() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-	local commands="attach detach list stats gc version help"
+	local commands="attach detach list stats gc trace version help"
 	local targets="--cgroup --pid --container --self --parent --cgroup-root"
 	local cmd=
 	for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
@@ -22,6 +22,7 @@ _hostlo() {
 	list) opts="--cgroup-root -j --json -v --verbose -h --help" ;;
 	stats) opts="$targets --prometheus --watch -j --json -v --verbose -h --help" ;;
 	gc) opts="--cgroup-root --every -j --json -v --verbose -h --help" ;;
+	trace) opts="$targets -j --json -v --verbose -h --help" ;;
 	version) opts="-j --json -h --help" ;;
 	help) opts= ;;
 	esac

@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 3
+#define HOSTLO_ABI_VERSION 4
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -91,6 +91,33 @@ struct hostlo_config {
 	__u32 max_level;                 /* highest L set in level_mask, 0 when nothing is attached */
 	__u32 abi_version;               /* HOSTLO_ABI_VERSION of the loader that created the maps */
 	__u64 prog_build;                /* hash of the BPF object whose programs are pinned and linked */
+	__u32 tracers;                   /* running `hostlo trace`s: events are made only while it is > 0 */
+	__u32 pad;
+};
+
+#define HOSTLO_EVENTS_BYTES (256 * 1024) /* the trace ring buffer */
+
+/* What a traced call was. */
+enum hostlo_event_kind {
+	HOSTLO_EV_REDIRECTED = 1,        /* connect (tcp or udp) or datagram sent to the target instead */
+	HOSTLO_EV_KEPT_LOCAL = 2,        /* matched a rule, left alone: a local listener has the port */
+	HOSTLO_EV_BIND_REWRITTEN = 3,    /* bind to loopback became a bind to the rule's address */
+};
+
+/* One traced rewrite, from the ring buffer hostlo_events. */
+struct hostlo_event {
+	__u64 ts_ns;                     /* bpf_ktime_get_ns() */
+	__u64 cgroup_id;                 /* the caller's own cgroup */
+	__u64 attach_id;                 /* the attached cgroup whose rule matched */
+	__u32 pid;                       /* the caller's process (tgid), in the initial pid namespace */
+	__u8 kind;                       /* enum hostlo_event_kind */
+	__u8 proto;                      /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 orig;                       /* enum hostlo_orig: the loopback form asked for */
+	__u8 family6;                    /* 1 when the socket is AF_INET6 */
+	__be32 to_addr;                  /* network order: the target (or bind address) */
+	__be16 orig_port;                /* network order */
+	__be16 to_port;                  /* network order */
+	char comm[16];
 };
 
 #endif /* HOSTLO_H */

@@ -15,6 +15,7 @@
 #include "rules.h"
 #include "state.h"
 #include "target.h"
+#include "trace.h"
 #include "util.h"
 
 #ifndef HOSTLO_VERSION
@@ -32,6 +33,7 @@ static const char usage_text[] =
 "  hostlo list    [-j]\n"
 "  hostlo stats   [TARGET] [-j | --prometheus] [--watch SECONDS]\n"
 "  hostlo gc      [--every SECONDS] [-j]\n"
+"  hostlo trace   [TARGET] [-j]\n"
 "  hostlo version\n"
 "  hostlo help | --help | COMMAND --help\n"
 "\n"
@@ -71,6 +73,8 @@ static const char usage_text[] =
 "after hostlo exits; they cover the cgroup and every cgroup below it. stats has one row per\n"
 "calling process's own cgroup (one per container when attached at their parent). Every\n"
 "command first removes the attachments of cgroups that no longer exist; gc does only that.\n"
+"trace prints each rewrite as it happens (time, container, pid, command, what became what)\n"
+"until Ctrl-C, then how many events were dropped; the programs make no event otherwise.\n"
 "\n"
 "EXAMPLES\n"
 "  hostlo attach --cgroup /docker --connect 5432 --bind 3000\n"
@@ -829,6 +833,34 @@ static int do_gc(int argc, char **argv)
 	}
 }
 
+static int do_trace(int argc, char **argv)
+{
+	struct state st = { .lock_fd = -1 };
+	struct cgtree tree = { 0 };
+	char mnt[PATH_MAX];
+	struct cgroup cg;
+	struct opts o;
+	int ret;
+
+	ret = parse_opts("trace", argc, argv, "cgroup pid container self parent cgroup-root j v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (check_privileges("trace", false))
+		return EXIT_FAIL;
+	if (has_target(&o))
+		ret = resolve_target(&o, mnt, sizeof(mnt), &cg);
+	else
+		ret = find_cgroup2(&o, mnt, sizeof(mnt));
+	if (ret)
+		return ret;
+	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
+	cgtree_free(&tree);
+	if (!ret)
+		ret = trace_run(&st, mnt, has_target(&o) ? &cg : NULL, o.json);
+	state_close(&st);
+	return ret;
+}
+
 static int do_version(int argc, char **argv)
 {
 	struct opts o;
@@ -868,6 +900,7 @@ static const struct command {
 	{ "list", do_list },
 	{ "stats", do_stats },
 	{ "gc", do_gc },
+	{ "trace", do_trace },
 	{ "version", do_version },
 	{ "help", do_help },
 };

@@ -30,8 +30,8 @@ static const enum bpf_attach_type hook_types[NR_HOOKS] = {
 	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
 	BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_UDP6_RECVMSG,
 };
-#define NR_MAPS 4
-static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks" };
+#define NR_MAPS 6
+static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks", "events", "drops" };
 #define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
 #define LOCK_WAIT_S 30
 
@@ -63,7 +63,8 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 
 static int *map_fd(struct state *st, int i)
 {
-	int *fds[NR_MAPS] = { &st->rules_fd, &st->stats_fd, &st->config_fd, &st->socks_fd };
+	int *fds[NR_MAPS] = { &st->rules_fd, &st->stats_fd, &st->config_fd, &st->socks_fd, &st->events_fd,
+			      &st->drops_fd };
 
 	return fds[i];
 }
@@ -262,6 +263,7 @@ static int create_pinned(struct state *st, char *err)
 	};
 	struct bpf_map *maps[NR_MAPS] = {
 		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
+		skel->maps.hostlo_events, skel->maps.hostlo_drops,
 	};
 
 	for (int i = 0; i < NR_MAPS; i++)
@@ -314,6 +316,7 @@ static int upgrade_programs(struct state *st, char *err)
 		return seterr(err, "upgrade: open BPF object: %s", strerror(errno));
 	struct bpf_map *maps[NR_MAPS] = {
 		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
+		skel->maps.hostlo_events, skel->maps.hostlo_drops,
 	};
 	struct bpf_program *progs[NR_HOOKS] = {
 		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
@@ -1037,4 +1040,29 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 	free(keys);
 	free(vals);
 	return 0;
+}
+
+int state_tracers(struct state *st, int delta, char *err)
+{
+	struct hostlo_config cfg;
+
+	if (read_config(st, &cfg, err))
+		return -1;
+	if (delta < 0 && cfg.tracers == 0)
+		return 0;
+	cfg.tracers = (__u32)((int)cfg.tracers + delta);
+	return write_config(st, &cfg, err);
+}
+
+uint64_t state_drops(struct state *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *v = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*v)), sum = 0;
+	__u32 zero = 0;
+
+	if (v && ncpu > 0 && bpf_map_lookup_elem(st->drops_fd, &zero, v) == 0)
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+	free(v);
+	return sum;
 }

@@ -18,7 +18,7 @@ struct state {
 	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
-	int rules_fd, stats_fd, config_fd, socks_fd;
+	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd;
 	int prog_fd[NR_HOOKS];
 };
 
@@ -58,5 +58,10 @@ int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);
 int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err);
 /* Counter rows summed over CPUs; caller frees. */
 int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err);
+
+/* Running tracers: the programs make events only while this count is above 0. */
+int state_tracers(struct state *st, int delta, char *err);
+/* Events lost because the ring buffer was full, since the maps were created. */
+uint64_t state_drops(struct state *st);
 
 #endif

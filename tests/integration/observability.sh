@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 on_host "$PROBE" serve $HOST_IP $HP host 600 >"$OUT/tcp" 2>&1 &
 on_host "$PROBE" udpserve $HOST_IP $UP udp 600 >"$OUT/udp" 2>&1 &
 wait_ready "$OUT/tcp" && wait_ready "$OUT/udp" || exit 1
-"$HOSTLO" attach --cgroup $REL --connect $HP --connect udp:$UP >/dev/null
+"$HOSTLO" attach --cgroup $REL --connect $HP --connect udp:$UP --bind 13000 >/dev/null
 
 echo "# Prometheus: exact counts after known traffic, through a real parser"
 incg "$CGT/app" "$PROBE" connect 127.0.0.1 $HP 3 >/dev/null
@@ -46,6 +46,37 @@ wait $watcher
 check "first line: totals since start; second: the 4 connects of the interval" "3 4" \
 	"$(jq -r '.[] | select(.cgroup == "/hostlo-test/app") | .connect_redirected' "$OUT/watch" | paste -sd' ')"
 expect_error "--watch 0: exit 2" 2 "^hostlo: --watch 0: not a number of seconds" -- "$HOSTLO" stats --watch 0
+
+echo "# trace: each rewrite as it happens, and nothing made while nobody traces"
+incg "$CGT/app" "$PROBE" connect 127.0.0.1 $HP >/dev/null   # before the trace: must never show up
+"$HOSTLO" trace -j >"$OUT/trace" 2>"$OUT/trace.err" &
+tracer=$!
+for _ in $(seq 50); do grep -q tracing "$OUT/trace.err" && break; sleep 0.1; done
+incg "$CGT/app" "$PROBE" connect 127.0.0.1 $HP 2 >/dev/null
+incg "$CGT/app2" "$PROBE" connect ::1 $HP >/dev/null
+incg "$CGT/app2" "$PROBE" udp 127.0.0.1 $UP >/dev/null
+incg "$CGO" "$PROBE" connect 127.0.0.1 $HP >/dev/null       # outside the attachment: no event
+incg "$CGT/app" "$PROBE" bind 127.0.0.1 13000 1 >/dev/null
+incg "$CGO" "$PROBE" serve 127.0.0.1 $HP local 2 >"$OUT/local" 2>&1 &
+local_server=$!
+wait_ready "$OUT/local"
+incg "$CGT/app" "$PROBE" connect 127.0.0.1 $HP >/dev/null   # a local listener: kept local
+sleep 0.3
+kill -INT $tracer
+wait $tracer
+check "trace -j: exactly the rewrites made, in order, with cgroup, command and addresses" \
+"redirect tcp /hostlo-test/app sockprobe 127.0.0.1:$HP $HOST_IP:$HP
+redirect tcp /hostlo-test/app sockprobe 127.0.0.1:$HP $HOST_IP:$HP
+redirect tcp /hostlo-test/app2 sockprobe [::1]:$HP [::ffff:$HOST_IP]:$HP
+redirect udp /hostlo-test/app2 sockprobe 127.0.0.1:$UP $HOST_IP:$UP
+bind tcp /hostlo-test/app sockprobe 127.0.0.1:13000 0.0.0.0:13000
+kept_local tcp /hostlo-test/app sockprobe 127.0.0.1:$HP kept local" \
+	"$(jq -r '"\(.event) \(.proto) \(.cgroup) \(.comm) \(.from) \(.to)"' "$OUT/trace")"
+check "every event has a pid and a time" 6 "$(jq -r 'select(.pid > 1 and .time_ns > 0) | .pid' "$OUT/trace" | wc -l)"
+expect "Ctrl-C ends it cleanly and says how many were dropped" 0 "hostlo: trace: 6 events, 0 dropped" -- cat "$OUT/trace.err"
+check "after it, the programs make events no more (the tracer count is back to 0)" 0 \
+	"$(bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/config" | jq '.[0].formatted.value.tracers')"
+wait $local_server
 
 echo "# man page, bash completion, --help and make install agree"
 options() { grep -oE -- '--[a-z][a-z-]+' | sort -u | paste -sd' '; }
