@@ -336,6 +336,12 @@ static int resolve_target(const struct opts *o, char *mnt, size_t mlen, struct c
 	return 0;
 }
 
+/* For commands whose TARGET is optional: resolve it when given, else just find the cgroup2 tree. */
+static int target_or_tree(const struct opts *o, char *mnt, size_t mlen, struct cgroup *cg)
+{
+	return has_target(o) ? resolve_target(o, mnt, mlen, cg) : find_cgroup2(o, mnt, mlen);
+}
+
 /* Opens the pinned state and removes what vanished cgroups or crashed runs left; with removed (the
  * gc command), every link is checked with the kernel, not only counted. */
 static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, struct cgtree *tree, int *removed)
@@ -715,11 +721,7 @@ static int do_stats(int argc, char **argv)
 		return EXIT_USAGE;
 	if (check_privileges("stats", false))
 		return EXIT_FAIL;
-	if (has_target(&o))
-		ret = resolve_target(&o, mnt, sizeof(mnt), &cg);
-	else
-		ret = find_cgroup2(&o, mnt, sizeof(mnt));
-	if (ret)
+	if ((ret = target_or_tree(&o, mnt, sizeof(mnt), &cg)))
 		return ret;
 	for (;;) {
 		ret = stats_once(&o, mnt, has_target(&o) ? &cg : NULL, &lines, &m, &dn);
@@ -847,11 +849,7 @@ static int do_trace(int argc, char **argv)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (check_privileges("trace", false))
 		return EXIT_FAIL;
-	if (has_target(&o))
-		ret = resolve_target(&o, mnt, sizeof(mnt), &cg);
-	else
-		ret = find_cgroup2(&o, mnt, sizeof(mnt));
-	if (ret)
+	if ((ret = target_or_tree(&o, mnt, sizeof(mnt), &cg)))
 		return ret;
 	ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, NULL);
 	cgtree_free(&tree);

@@ -169,6 +169,28 @@ int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg,
 	return cgroup_fill(mnt, joined, cg, err);
 }
 
+/* The cgroup v2 path in a /proc/PID/cgroup file ("0::/path"), or "" when it has none; -1 if unreadable. */
+static int read_cgroup2_line(const char *path, char *rel, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+
+	rel[0] = '\0';
+	if (!f)
+		return -1;
+	while (getline(&line, &cap, f) > 0) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(rel, len, "%s", line + 3);
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return 0;
+}
+
 static int parse_pid(const char *s, int *pid)
 {
 	char *end;
@@ -184,26 +206,14 @@ static int parse_pid(const char *s, int *pid)
 
 int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err)
 {
-	char path[PATH_MAX], *line = NULL, rel[PATH_MAX] = "";
-	size_t cap = 0;
-	FILE *f;
+	char path[PATH_MAX], rel[PATH_MAX] = "";
 	int pid;
 
 	if (parse_pid(arg, &pid))
 		return seterr(err, "--pid %s: not a process id", arg);
 	snprintf(path, sizeof(path), "%s/%d/cgroup", env->proc, pid);
-	f = fopen(path, "re");
-	if (!f)
+	if (read_cgroup2_line(path, rel, sizeof(rel)) != 0)
 		return seterr(err, "pid %d: %s", pid, errno == ENOENT ? "no such process" : strerror(errno));
-	while (getline(&line, &cap, f) > 0) {
-		if (strncmp(line, "0::", 3) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(rel, sizeof(rel), "%s", line + 3);
-			break;
-		}
-	}
-	free(line);
-	fclose(f);
 	if (!rel[0])
 		return seterr(err, "pid %d: not in any cgroup v2 cgroup (no 0:: line in %s)", pid, path);
 	if (strstr(rel, " (deleted)"))
@@ -381,25 +391,13 @@ static uint64_t cgroupns_root_id(void)
 int cgroup_self(const struct sysenv *env, const char *mnt, const struct cgtree *tree, bool parent,
 		struct cgroup *cg, char *err)
 {
-	char path[PATH_MAX], rel[PATH_MAX] = "", *line = NULL, full[PATH_MAX * 2 + 2];
+	char path[PATH_MAX], rel[PATH_MAX] = "", full[PATH_MAX * 2 + 2];
 	const char *base = "";
 	uint64_t ns_root;
-	size_t cap = 0;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/self/cgroup", env->proc);
-	f = fopen(path, "re");
-	if (!f)
+	if (read_cgroup2_line(path, rel, sizeof(rel)) != 0)
 		return seterr(err, "--self: cannot read %s: %s", path, strerror(errno));
-	while (getline(&line, &cap, f) > 0) {
-		if (strncmp(line, "0::", 3) == 0) {
-			line[strcspn(line, "\n")] = '\0';
-			snprintf(rel, sizeof(rel), "%s", line + 3);
-			break;
-		}
-	}
-	free(line);
-	fclose(f);
 	if (!rel[0])
 		return seterr(err, "--self: not in any cgroup v2 cgroup (no 0:: line in %s)", path);
 	/* /proc/self/cgroup is relative to our cgroup namespace; find that namespace's root in the host tree */
