@@ -12,7 +12,8 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"' $(USER_EXTRA)
-LDLIBS   := -lbpf -ljson-c -lelf -lz
+LDLIBS   := -lbpf -ljson-c -lelf -lz -lmicrohttpd
+STATIC_LIBS := -lbpf -ljson-c -lelf -lz
 BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
 
 USER_SRC := $(filter-out user/main.c,$(wildcard user/*.c))
@@ -27,7 +28,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image test-builds fuzz bench install clean
+.PHONY: all deps test unit demo static image image-agent test-builds fuzz bench install clean
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -62,10 +63,25 @@ $(BUILD)/hostlo: $(BUILD)/main.o $(USER_OBJ)
 	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 # Fully static (libbpf, libelf, zlib, json-c linked in): runs in a FROM scratch image.
+# serve is left out: Debian packages no static libraries for libmicrohttpd's TLS dependencies.
 static: deps $(BUILD)/hostlo-static
-$(BUILD)/hostlo-static: $(BUILD)/main.o $(USER_OBJ)
+$(BUILD)/serve-static.o: user/serve.c $(HEADERS) | $(BUILD)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -DHOSTLO_NO_SERVE -c $< -o $@
+$(BUILD)/hostlo-static: $(BUILD)/main.o $(filter-out $(BUILD)/serve.o,$(USER_OBJ)) $(BUILD)/serve-static.o
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(CFLAGS) -static -s $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) -static -s $^ $(STATIC_LIBS) -o $@
+
+# The node agent image (the DaemonSet's): the dynamic hostlo, with serve, and exactly the shared
+# libraries it loads, FROM scratch.
+AGENT_IMAGE ?= hostlo-agent:latest
+image-agent: $(BUILD)/hostlo
+	$(call msg,IMAGE,$(AGENT_IMAGE))
+	$(Q)rm -rf $(BUILD)/agent && mkdir -p $(BUILD)/agent/rootfs
+	$(Q)cp deploy/Dockerfile.agent $(BUILD)/agent/Dockerfile && cp $(BUILD)/hostlo $(BUILD)/agent/rootfs/hostlo
+	$(Q)ldd $(BUILD)/hostlo | grep -o '/[^ ]*' | xargs -I{} cp --parents -L {} $(BUILD)/agent/rootfs/
+	$(Q)DOCKER_BUILDKIT=0 docker build -q -t $(AGENT_IMAGE) $(BUILD)/agent >$(BUILD)/agent/build.log 2>&1 || \
+	  { cat $(BUILD)/agent/build.log; exit 1; }
 
 # The init-container image (deploy/Dockerfile, FROM scratch). Needs a Docker engine ($$DOCKER_HOST).
 image: $(BUILD)/hostlo-static

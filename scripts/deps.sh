@@ -6,6 +6,8 @@ PKGS=(
   make gcc clang llvm pkg-config          # build
   libbpf-dev bpftool libelf-dev zlib1g-dev # BPF object, skeleton, loader
   libjson-c-dev                           # JSON output
+  libmicrohttpd-dev                       # hostlo serve (/metrics); the static build leaves it out
+  curl                                    # tests: scraping hostlo serve
   libcmocka-dev                           # unit tests
   libclang-rt-dev                         # ASan, UBSan and libFuzzer runtimes for clang
   iproute2 util-linux procps jq man-db    # demo and tests: netns, veth, setpriv, JSON checks, man -l

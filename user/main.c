@@ -13,6 +13,7 @@
 #include "container.h"
 #include "report.h"
 #include "rules.h"
+#include "serve.h"
 #include "state.h"
 #include "target.h"
 #include "trace.h"
@@ -34,6 +35,7 @@ static const char usage_text[] =
 "  hostlo stats   [TARGET] [-j | --prometheus] [--watch SECONDS]\n"
 "  hostlo gc      [--every SECONDS] [-j]\n"
 "  hostlo trace   [TARGET] [-j]\n"
+"  hostlo serve   [--listen ADDR:PORT]\n"
 "  hostlo version\n"
 "  hostlo help | --help | COMMAND --help\n"
 "\n"
@@ -64,6 +66,8 @@ static const char usage_text[] =
 "        --prometheus    (stats) the Prometheus text format: hostlo_<counter>_total\n"
 "        --watch SECONDS (stats) refresh every SECONDS, showing what changed in each interval\n"
 "        --every SECONDS (gc) run forever: a pass, then the counters, every SECONDS\n"
+"        --listen ADDR:PORT\n"
+"                        (serve) where to serve /metrics and /healthz (default 127.0.0.1:9477)\n"
 "        --cgroup-root PATH\n"
 "                        where the host's cgroup2 tree is mounted (default: from mountinfo)\n"
 "        -v, --verbose   more detail on errors (the libbpf and verifier log)\n"
@@ -75,6 +79,7 @@ static const char usage_text[] =
 "command first removes the attachments of cgroups that no longer exist; gc does only that.\n"
 "trace prints each rewrite as it happens (time, container, pid, command, what became what)\n"
 "until Ctrl-C, then how many events were dropped; the programs make no event otherwise.\n"
+"serve answers /metrics (what stats --prometheus prints, after a gc) and /healthz over HTTP.\n"
 "\n"
 "EXAMPLES\n"
 "  hostlo attach --cgroup /docker --connect 5432 --bind 3000\n"
@@ -93,14 +98,14 @@ static void usage_error(const char *fmt, const char *arg)
 }
 
 struct opts {
-	const char *cgroup, *pid, *container, *cgroup_root, *every, *watch;
+	const char *cgroup, *pid, *container, *cgroup_root, *every, *watch, *listen;
 	bool self, parent, prometheus;
 	struct ruleset rules;
 	bool json, dry_run, all, help;
 };
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN };
 
 /* Whether the space-separated list has this exact word ("cgroup" is not "cgroup-root"). */
 static bool allows(const char *list, const char *word)
@@ -131,6 +136,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "every", required_argument, NULL, OPT_EVERY },
 		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 		{ "watch", required_argument, NULL, OPT_WATCH },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -188,6 +194,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		case OPT_EVERY: o->every = optarg; break;
 		case OPT_PROMETHEUS: o->prometheus = true; break;
 		case OPT_WATCH: o->watch = optarg; break;
+		case OPT_LISTEN: o->listen = optarg; break;
 		case OPT_CONNECT:
 		case OPT_BIND:
 			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
@@ -859,6 +866,55 @@ static int do_trace(int argc, char **argv)
 	return ret;
 }
 
+/* /metrics: every scrape is a command of its own, with its gc, under the lock for a moment. */
+static int render_metrics(void *ctx, char **body, size_t *len)
+{
+	const struct opts *o = ctx;
+	struct stat_line *lines = NULL;
+	struct docker_names dn = { 0 };
+	char mnt[PATH_MAX];
+	size_t m = 0;
+	FILE *f;
+	int ret = find_cgroup2(o, mnt, sizeof(mnt));
+
+	if (!ret)
+		ret = stats_once(o, mnt, NULL, &lines, &m, &dn);
+	if (!ret && (f = open_memstream(body, len))) {
+		print_prometheus(f, lines, m);
+		fclose(f);
+	} else if (!ret) {
+		ret = EXIT_FAIL;
+	}
+	free_lines(lines, m);
+	docker_names_free(&dn);
+	return ret;
+}
+
+static int do_serve(int argc, char **argv)
+{
+	struct sockaddr_in at = { .sin_family = AF_INET };
+	const char *listen = "127.0.0.1:9477";
+	char host[64];
+	unsigned port;
+	struct opts o;
+	int ret, n;
+
+	ret = parse_opts("serve", argc, argv, "listen cgroup-root v h", &o);
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (o.listen)
+		listen = o.listen;
+	if (sscanf(listen, "%63[0-9.]:%u%n", host, &port, &n) != 2 || listen[n] || port < 1 || port > 65535 ||
+	    inet_pton(AF_INET, host, &at.sin_addr) != 1) {
+		errorf("--listen %s: not an IPv4 ADDR:PORT", listen);
+		return EXIT_USAGE;
+	}
+	at.sin_port = htons((unsigned short)port);
+	if (check_privileges("serve", false))
+		return EXIT_FAIL;
+	return serve_run(&at, render_metrics, &o);
+}
+
 static int do_version(int argc, char **argv)
 {
 	struct opts o;
@@ -899,6 +955,7 @@ static const struct command {
 	{ "stats", do_stats },
 	{ "gc", do_gc },
 	{ "trace", do_trace },
+	{ "serve", do_serve },
 	{ "version", do_version },
 	{ "help", do_help },
 };

@@ -416,7 +416,10 @@ int state_open(struct state *st, enum open_mode mode, char *err)
 
 	memset(st, 0, sizeof(*st));
 	st->lock_fd = -1;
-	close_fds(st);
+	for (int i = 0; i < NR_MAPS; i++)
+		*map_fd(st, i) = -1; /* not 0: closing "unset" fds would close stdin, or a server's socket */
+	for (int i = 0; i < NR_HOOKS; i++)
+		st->prog_fd[i] = -1;
 	if (strlen(env) >= sizeof(st->bpffs))
 		return seterr(err, "HOSTLO_BPFFS: path too long");
 	snprintf(st->bpffs, sizeof(st->bpffs), "%s", env);

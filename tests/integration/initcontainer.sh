@@ -51,6 +51,18 @@ for ns in host private; do
 		"$("$HOSTLO" stats -j | jq -r --arg p "$POD" '[.[] | select(.attached_cgroup == $p) | .name] | sort | join(" ")')"
 done
 
+echo "# the node agent image (the DaemonSet's): hostlo serve, scraped from the host"
+make -s -C "$ROOT" image-agent AGENT_IMAGE=hostlo-test-agent:latest || not_ok "make image-agent"
+docker run -d --label hostlo-test --name agent $CAPS -p 127.0.0.1:19478:9477 \
+	-v /sys/fs/cgroup:/sys/fs/cgroup:ro -v "$HOSTLO_BPFFS":/sys/fs/bpf hostlo-test-agent:latest serve --listen 0.0.0.0:9477 >/dev/null
+for _ in $(seq 50); do fetch http://127.0.0.1:19478/healthz | grep -q ok && break; sleep 0.1; done
+# (no Docker socket in the agent, as on a Kubernetes node: containers are named by ID)
+client=$(docker inspect -f '{{.Id}}' client-host)
+expect "the agent serves the pod containers' counters, from the node's bpffs" 0 \
+	"hostlo_connect_redirected_total\{cgroup=\"/$HL_NAME-pod-host/$client\",container=\"$client\",name=\"\",attached_cgroup=\"/$HL_NAME-pod-host\"\} 1" -- \
+	fetch http://127.0.0.1:19478/metrics
+docker rm -f agent >/dev/null
+
 echo "# least privilege: without the capabilities it says what is missing and attaches nothing"
 POD=/$HL_NAME-pod-nocaps
 expect_error "no capabilities: exit 1, names the missing one" 1 "^hostlo: attach: permission denied: missing CAP_BPF \(or CAP_SYS_ADMIN\)" -- init $POD host

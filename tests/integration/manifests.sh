@@ -35,9 +35,17 @@ while read -r line; do
 	attach)
 		expect "manifest: hostlo ${args[*]} --dry-run" 0 "^would attach /$HL_NAME/pod1 \(cgroup id [0-9]+\): --connect tcp:5432=198.18.0.1 --bind 3000=0.0.0.0$" -- \
 			bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$CG2/$HL_NAME/pod1/init" "$HOSTLO" "${args[@]}" --dry-run ;;
-	gc)
-		# runs forever: one pass must print its JSON line, then it sleeps until stopped
-		expect "manifest: hostlo ${args[*]} (first pass)" 124 '^\{"removed":0,"stats":\[\]\}$' -- timeout 2 "$HOSTLO" "${args[@]}" ;;
+	serve)
+		# runs until stopped: while it runs, /healthz and /metrics answer on the port it names
+		port=${args[2]##*:}
+		"$HOSTLO" "${args[@]}" 2>/dev/null &
+		server=$!
+		for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+		expect "manifest: hostlo ${args[*]}: /healthz and /metrics answer" 0 "^ok
+# HELP hostlo_connect_redirected_total" -- bash -c "curl -sf http://127.0.0.1:$port/healthz && curl -sf http://127.0.0.1:$port/metrics"
+		kill -TERM $server
+		wait $server
+		check "manifest: hostlo ${args[*]}: stops on SIGTERM" 0 $? ;;
 	*)
 		not_ok "manifest: unexpected hostlo command: ${args[*]}" ;;
 	esac

@@ -78,6 +78,25 @@ check "after it, the programs make events no more (the tracer count is back to 0
 	"$(bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/config" | jq '.[0].formatted.value.tracers')"
 wait $local_server
 
+echo "# serve: /metrics over HTTP on loopback, /healthz, then SIGTERM"
+"$HOSTLO" serve --listen 127.0.0.1:19477 2>"$OUT/serve.err" &
+server=$!
+for _ in $(seq 50); do curl -sf http://127.0.0.1:19477/healthz >/dev/null && break; sleep 0.1; done
+expect "/healthz answers ok" 0 "^ok$" -- curl -sf http://127.0.0.1:19477/healthz
+curl -sf http://127.0.0.1:19477/metrics | node "$NODE/parse-metrics.mjs" >"$OUT/scraped.json"
+check "/metrics, through the parser: the exact counts stats -j has" "$("$HOSTLO" stats -j | jq -c '[.[] | [.cgroup, .connect_redirected]]')" \
+	"$(jq -c '[.[] | select(.name == "hostlo_connect_redirected_total") | .metrics[] | [.labels.cgroup, (.value | tonumber)]]' "$OUT/scraped.json")"
+check "Content-Type of the text format" "text/plain; version=0.0.4" \
+	"$(curl -sf -o /dev/null -w '%{content_type}' http://127.0.0.1:19477/metrics)"
+check "other paths: 404; other methods: 405" "404 405" \
+	"$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:19477/x) $(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:19477/metrics)"
+expect_error "a second serve on the same port: exit 1, says why" 1 "^hostlo: serve 127.0.0.1:19477: cannot listen: Address already in use$" -- \
+	"$HOSTLO" serve --listen 127.0.0.1:19477
+kill -TERM $server
+wait $server
+check "SIGTERM stops it cleanly (exit 0)" "0 hostlo: serve: stopped (SIGTERM)" "$? $(tail -1 "$OUT/serve.err")"
+expect_error "--listen without a port: exit 2" 2 "^hostlo: --listen 127.0.0.1: not an IPv4 ADDR:PORT$" -- "$HOSTLO" serve --listen 127.0.0.1
+
 echo "# man page, bash completion, --help and make install agree"
 options() { grep -oE -- '--[a-z][a-z-]+' | sort -u | paste -sd' '; }
 help_opts=$("$HOSTLO" --help | options)

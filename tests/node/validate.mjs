@@ -35,7 +35,7 @@ for (const file of readdirSync(dir).filter((f) => f.endsWith(".yaml")).sort()) {
     }
     const spec = obj.kind === "Pod" ? obj.spec : obj.spec.template.spec;
     for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
-      if (c.image.split(":")[0].endsWith("hostlo")) console.log(JSON.stringify(c.args));
+      if (/(^|\/)hostlo(-agent)?$/.test(c.image.split(":")[0])) console.log(JSON.stringify(c.args));
     }
   }
 }
