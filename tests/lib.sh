@@ -48,11 +48,12 @@ cleanup() {
 	rm -rf "$STATE"
 }
 
+# require [TOOL...]: root, cgroup2, and every tool the suite needs (scripts/deps.sh installs them).
 require() {
 	if [ "$(id -u)" -ne 0 ]; then echo "hostlo: test: needs root (real cgroups, netns and BPF); run: sudo make test" >&2; exit 1; fi
 	if [ -z "$CG2" ]; then echo "hostlo: test: no cgroup2 mount in /proc/self/mountinfo" >&2; exit 1; fi
 	local t
-	for t in ip jq bpftool setpriv "$HOSTLO" "$PROBE"; do
+	for t in ip jq bpftool setpriv "$HOSTLO" "$PROBE" "$@"; do
 		command -v "$t" >/dev/null || { echo "hostlo: test: $t is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 	done
 }

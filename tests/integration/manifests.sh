@@ -3,10 +3,7 @@
 # pinned in tests/node/package-lock.json), and the hostlo command lines it holds are accepted by hostlo.
 HL_NAME=hostlo-ktest
 source "$(dirname "$0")/../lib.sh"
-require
-for t in node npm; do
-	command -v $t >/dev/null || { echo "hostlo: test: $t is missing" >&2; exit 1; }
-done
+require node npm
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 cleanup

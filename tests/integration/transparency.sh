@@ -2,10 +2,7 @@
 # transparency.sh: the app sees the address it asked for (getpeername, a reply's source), UDP works both
 # ways (a real resolver and dig), and a local listener keeps its port local unless --always.
 source "$(dirname "$0")/../lib.sh"
-require
-for t in dnsmasq dig; do
-	command -v $t >/dev/null || { echo "hostlo: test: $t is missing (scripts/deps.sh installs it)" >&2; exit 1; }
-done
+require dnsmasq dig
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 setup_host
