@@ -11,6 +11,7 @@ PKGS=(
   libcmocka-dev                           # unit tests
   libclang-rt-dev                         # ASan, UBSan and libFuzzer runtimes for clang
   iproute2 util-linux procps jq man-db    # demo and tests: netns, veth, setpriv, JSON checks, man -l
+  bsdextrautils file python3              # tests and bench: col, file, the bench report
   docker.io busybox-static                # container tests: a real engine, a locally built image
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
   iptables socat iperf3 gnuplot-nox       # benchmarks: the other ways, bulk throughput, the chart
