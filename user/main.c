@@ -428,7 +428,7 @@ static int do_attach(int argc, char **argv)
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (!has_target(&o)) {
-		usage_error("attach: %s", "missing TARGET (--cgroup PATH, --pid PID or --container ID|NAME)");
+		usage_error("attach: %s", "missing TARGET (--cgroup PATH, --pid PID, --container ID|NAME or --self)");
 		return EXIT_USAGE;
 	}
 	if (!o.rules.n) {
@@ -502,7 +502,7 @@ static int do_detach(int argc, char **argv)
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (o.all == has_target(&o)) {
-		usage_error("detach: %s", "give either TARGET (--cgroup PATH, --pid PID or --container ID|NAME) or --all");
+		usage_error("detach: %s", "give either TARGET (--cgroup PATH, --pid PID, --container ID|NAME or --self) or --all");
 		return EXIT_USAGE;
 	}
 	if (check_privileges("detach", false))
