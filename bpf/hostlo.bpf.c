@@ -63,6 +63,33 @@ struct {
 	__uint(max_entries, HOSTLO_EVENTS_BYTES);
 } hostlo_events SEC(".maps");
 
+/* Host side: the redirected connections the host may steer (see struct hostlo_flow). LRU: a flow
+ * whose close was never seen (the programs replaced meanwhile) ages out instead of filling it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HOSTLO_MAX_FLOWS);
+	__type(key, struct hostlo_flow);
+	__type(value, struct hostlo_flow_val);
+} hostlo_flows SEC(".maps");
+
+/* Host side: the host's listeners on 127.0.0.1 / [::1] for the ports steering rules name. The kernel
+ * drops a socket from it when it closes; a restarted service is put back by hostlo_sockops. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, HOSTLO_MAX_LISTENERS);
+	__type(key, struct hostlo_listener_key);
+	__type(value, __u64);
+} hostlo_listeners SEC(".maps");
+
+/* Host side: the target ports of every steering rule (kept by the loader: the union over attachments). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u16);
+	__type(value, __u8);
+} hostlo_steer_ports SEC(".maps");
+
 /* Events that did not fit in the ring buffer (a reader too slow, or none left after a crash). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -115,9 +142,9 @@ static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_p
 }
 
 /* Per-CPU rows, but a task can be preempted mid-update on a preemptible kernel: add atomically. */
-static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
+static __always_inline void count_row(__u64 cgroup_id, __u64 attach_id, enum hostlo_counter c)
 {
-	struct hostlo_stats_key key = { .cgroup_id = bpf_get_current_cgroup_id(), .attach_id = attach_id };
+	struct hostlo_stats_key key = { .cgroup_id = cgroup_id, .attach_id = attach_id };
 	struct hostlo_stats_val *row = bpf_map_lookup_elem(&hostlo_stats, &key);
 
 	if (!row) {
@@ -129,6 +156,12 @@ static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
 			return; /* table full: the rewrite still happens, only the count is lost */
 	}
 	__sync_fetch_and_add(&row->count[c], 1);
+}
+
+/* Counts for the calling process's own cgroup. */
+static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
+{
+	count_row(bpf_get_current_cgroup_id(), attach_id, c);
 }
 
 /* One trace event, only while a `hostlo trace` runs: otherwise a single array read is all it costs. */
@@ -230,7 +263,7 @@ static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx,
 
 /* Records what the app asked for, to show it again later. Failing here only loses that view. */
 static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to, __u8 orig,
-				     __u64 attach_id, int connected)
+				     __u8 kind, __u64 attach_id, int connected)
 {
 	struct hostlo_xlat x = {
 		.target_addr = to->addr,
@@ -245,6 +278,9 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hos
 	s->attach_id = attach_id;
 	if (connected) {
 		s->peer = x;
+		/* hostlo_sockops turns this into a steerable flow once the source address is known */
+		s->steer_ifindex = kind == HOSTLO_KIND_CONNECT_TCP && (to->flags & HOSTLO_RULE_STEER) ? to->host_ifindex : 0;
+		s->cgroup_id = bpf_get_current_cgroup_id();
 		return;
 	}
 	for (int i = 0; i < HOSTLO_UDP_XLATS; i++)
@@ -291,7 +327,7 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 	to = decide(ctx, kind, HOSTLO_ORIG_LO4, &attach_id);
 	if (!to)
 		return SYS_PROCEED;
-	remember(ctx, to, HOSTLO_ORIG_LO4, attach_id, connected);
+	remember(ctx, to, HOSTLO_ORIG_LO4, kind, attach_id, connected);
 	trace(ctx, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
 	set_target4(ctx, to);
 	count(attach_id, redirect_counter(kind));
@@ -312,7 +348,7 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 	to = decide(ctx, kind, orig, &attach_id);
 	if (!to)
 		return SYS_PROCEED;
-	remember(ctx, to, orig, attach_id, 1);
+	remember(ctx, to, orig, kind, attach_id, 1);
 	trace(ctx, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
 	set_target6(ctx, to);
 	count(attach_id, redirect_counter(kind));
@@ -462,6 +498,130 @@ int hostlo_bind6(struct bpf_sock_addr *ctx)
 	count(attach_id, HOSTLO_CNT_BIND_REWRITTEN);
 	trace(ctx, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO6, attach_id, 0, 0);
 	return SYS_PROCEED;
+}
+
+/*
+ * Host side, two programs that exist only while some rule steers.
+ *
+ * hostlo_sockops (on the cgroup2 root, so it sees every TCP socket of the host and its containers):
+ * - a connection hostlo redirected with a steering rule gets a hostlo_flows entry when it starts
+ *   (its source address and port are known only then) and loses it when it closes;
+ * - a host socket that starts listening on 127.0.0.1 or [::1], on a port some steering rule names,
+ *   in the host's own network namespace, is put in hostlo_listeners (so a restarted service is too).
+ */
+static __always_inline void flow_of(struct bpf_sock_ops *ctx, struct hostlo_flow *f)
+{
+	f->saddr = ctx->local_ip4;
+	f->daddr = ctx->remote_ip4;
+	f->sport = bpf_htons((__u16)ctx->local_port);
+	/* remote_port holds the network-order port in its upper half: ntohl gives it in host order */
+	f->dport = bpf_htons((__u16)bpf_ntohl(ctx->remote_port));
+}
+
+static __always_inline void flow_started(struct bpf_sock_ops *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct hostlo_sock *s;
+	struct hostlo_flow f = {};
+
+	if (!sk)
+		return;
+	s = bpf_sk_storage_get(&hostlo_socks, sk, 0, 0);
+	if (!s || !s->steer_ifindex)
+		return;
+	flow_of(ctx, &f);
+	/* the socket may have been connected elsewhere since: only the redirected peer is steered */
+	if (f.daddr != s->peer.target_addr || f.dport != s->peer.target_port)
+		return;
+	struct hostlo_flow_val v = { .cgroup_id = s->cgroup_id, .attach_id = s->attach_id, .ifindex = s->steer_ifindex };
+
+	if (bpf_map_update_elem(&hostlo_flows, &f, &v, BPF_ANY) == 0)
+		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void listener_started(struct bpf_sock_ops *ctx)
+{
+	struct hostlo_listener_key key = { .port = (__u16)ctx->local_port };
+	__u32 zero = 0;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+
+	if (ctx->family == 2 /* AF_INET */) {
+		if (ctx->local_ip4 != bpf_htonl(LOOPBACK4))
+			return;
+	} else if (ctx->family == 10 /* AF_INET6 */) {
+		if (ctx->local_ip6[0] || ctx->local_ip6[1] || ctx->local_ip6[2] || ctx->local_ip6[3] != bpf_htonl(1))
+			return;
+		key.family6 = 1;
+	} else {
+		return;
+	}
+	if (!cfg || !cfg->host_netns_cookie || bpf_get_netns_cookie(ctx) != cfg->host_netns_cookie)
+		return; /* a container's own loopback listener: never the host's */
+	if (!bpf_map_lookup_elem(&hostlo_steer_ports, &key.port))
+		return;
+	bpf_sock_hash_update(ctx, &hostlo_listeners, &key, BPF_ANY);
+}
+
+#define TCP_CLOSE_ 7
+
+SEC("sockops")
+int hostlo_sockops(struct bpf_sock_ops *ctx)
+{
+	struct hostlo_flow f = {};
+
+	switch (ctx->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+		flow_started(ctx);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (ctx->args[1] == TCP_CLOSE_) {
+			flow_of(ctx, &f);
+			bpf_map_delete_elem(&hostlo_flows, &f);
+		}
+		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		listener_started(ctx);
+		break;
+	}
+	return 1;
+}
+
+/*
+ * hostlo_lookup (on the host's network namespace): a SYN for gateway:port that belongs to a flow
+ * above, arriving on the interface that holds the gateway address, goes to the host's listener on
+ * 127.0.0.1:port (else [::1]:port). Anything else, or no such listener: the kernel's usual lookup.
+ */
+SEC("sk_lookup")
+int hostlo_lookup(struct bpf_sk_lookup *ctx)
+{
+	struct hostlo_flow f = {};
+	struct hostlo_flow_val *v;
+	struct hostlo_listener_key key = {};
+	struct bpf_sock *sk;
+	long err;
+
+	if (ctx->family != 2 /* AF_INET */ || ctx->protocol != IPPROTO_TCP)
+		return SK_PASS;
+	f.saddr = ctx->remote_ip4;
+	f.daddr = ctx->local_ip4;
+	f.sport = ctx->remote_port;
+	f.dport = bpf_htons((__u16)ctx->local_port);
+	v = bpf_map_lookup_elem(&hostlo_flows, &f);
+	if (!v || v->ifindex != ctx->ingress_ifindex)
+		return SK_PASS;
+	key.port = (__u16)ctx->local_port;
+	sk = bpf_map_lookup_elem(&hostlo_listeners, &key);
+	if (!sk) {
+		key.family6 = 1;
+		sk = bpf_map_lookup_elem(&hostlo_listeners, &key);
+		if (!sk)
+			return SK_PASS;
+	}
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	if (err == 0)
+		count_row(v->cgroup_id, v->attach_id, HOSTLO_CNT_HOST_STEERED);
+	return SK_PASS;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

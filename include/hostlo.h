@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 4
+#define HOSTLO_ABI_VERSION 5
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -13,6 +13,8 @@
 #define HOSTLO_MAX_CGROUPS 16384         /* attached cgroups */
 #define HOSTLO_MAX_LEAVES 65536          /* counter rows (caller's leaf cgroup x attached cgroup) */
 #define HOSTLO_MAX_RULE_ENTRIES 196608   /* per attached cgroup: every port of every kind */
+#define HOSTLO_MAX_FLOWS 65536           /* steered connections alive at once (host side) */
+#define HOSTLO_MAX_LISTENERS 4096        /* host loopback listeners held for steering */
 
 /* What a rule entry matches. */
 enum hostlo_kind {
@@ -23,6 +25,7 @@ enum hostlo_kind {
 
 /* hostlo_rule_val.flags */
 #define HOSTLO_RULE_ALWAYS 0x1           /* redirect even when the caller's netns has a local listener */
+#define HOSTLO_RULE_STEER 0x2            /* TCP to the gateway: the host may hand it to its loopback listener */
 
 /* Inner rules map key: one entry per port (ranges are expanded, so a lookup is one hash probe). */
 struct hostlo_rule_key {
@@ -35,6 +38,7 @@ struct hostlo_rule_val {
 	__be32 addr;                     /* network order; for HOSTLO_KIND_BIND the IPv4 bind address */
 	__be16 port;                     /* network order; 0 keeps the port the caller asked for */
 	__u16 flags;                     /* HOSTLO_RULE_* */
+	__u32 host_ifindex;              /* HOSTLO_RULE_STEER: the host interface that holds addr */
 };
 
 /* Counter indices; each row of hostlo_stats holds HOSTLO_NR_COUNTERS slots, some reserved. */
@@ -45,6 +49,7 @@ enum hostlo_counter {
 	HOSTLO_CNT_UDP_REPLY_RESTORED = 3, /* a datagram's source shown as the loopback address asked for */
 	HOSTLO_CNT_CONNECT_KEPT_LOCAL = 4, /* matched a rule, but a local listener has the port */
 	HOSTLO_CNT_PEER_RESTORED = 5,    /* getpeername() shown the loopback address asked for */
+	HOSTLO_CNT_HOST_STEERED = 6,     /* a redirected connection accepted by a host loopback listener */
 	HOSTLO_CNT_USED,                 /* counters in use by this ABI */
 	HOSTLO_NR_COUNTERS = 16,         /* slots per row, so counters can be added without a new ABI */
 };
@@ -83,6 +88,34 @@ struct hostlo_sock {
 	struct hostlo_xlat peer;         /* the connect() redirect, for getpeername and connected UDP */
 	struct hostlo_xlat udp[HOSTLO_UDP_XLATS]; /* sendmsg() redirects, replaced oldest first */
 	__u32 next;                      /* next udp[] slot to replace */
+	__u32 steer_ifindex;             /* peer came from a HOSTLO_RULE_STEER rule: its host interface */
+	__u64 cgroup_id;                 /* the connecting process's own cgroup, for the host's counter */
+};
+
+/*
+ * Host side. A redirected TCP connection that may be steered, as the host sees its SYN: the
+ * container's source, the gateway and port. Written when the connection starts, removed when it
+ * closes; the host's sk_lookup program hands only these to a loopback listener.
+ */
+struct hostlo_flow {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+};
+
+struct hostlo_flow_val {
+	__u64 cgroup_id;                 /* counter row: the container's cgroup ... */
+	__u64 attach_id;                 /* ... and the attachment whose rule redirected it */
+	__u32 ifindex;                   /* the SYN must arrive on this host interface */
+	__u32 pad;
+};
+
+/* hostlo_listeners key: a host socket listening on 127.0.0.1:port (family6 0) or [::1]:port (1). */
+struct hostlo_listener_key {
+	__u16 port;                      /* host order */
+	__u8 family6;
+	__u8 pad;
 };
 
 /* hostlo_config[0] */
@@ -93,6 +126,7 @@ struct hostlo_config {
 	__u64 prog_build;                /* hash of the BPF object whose programs are pinned and linked */
 	__u32 tracers;                   /* running `hostlo trace`s: events are made only while it is > 0 */
 	__u32 pad;
+	__u64 host_netns_cookie;         /* the host's network namespace: only its listeners are steered to */
 };
 
 #define HOSTLO_EVENTS_BYTES (256 * 1024) /* the trace ring buffer */

@@ -357,7 +357,8 @@ static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, s
 	int n;
 
 	if (state_open(st, mode, err) || cgtree_load(tree, mnt, err) ||
-	    (n = state_gc(st, tree, mode == OPEN_CREATE, removed != NULL, err)) < 0) {
+	    (n = state_gc(st, tree, mode == OPEN_CREATE, removed != NULL, err)) < 0 ||
+	    ((n > 0 || removed) && state_host_sync(st, mnt, err))) {
 		errorf("%s", err);
 		return EXIT_FAIL;
 	}
@@ -392,6 +393,9 @@ static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
 		}
 		r->addr = gw;
 		r->has_addr = true;
+		/* the gateway is this host: a service on the host's loopback only is reached too */
+		if (r->proto == PROTO_TCP && state_host_supported())
+			r->host_ifindex = local_ifindex(gw);
 	}
 	return 0;
 }
@@ -469,7 +473,7 @@ static int do_attach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree, NULL);
-	if (!ret && state_attach(&st, &cg, &o.rules, err)) {
+	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, err))) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
 	}
@@ -523,6 +527,11 @@ static int do_detach(int argc, char **argv)
 	if (!ret) {
 		switch (state_detach(&st, cg.id, &tree, err)) {
 		case 0:
+			if (state_host_sync(&st, mnt, err)) {
+				errorf("%s", err);
+				ret = EXIT_FAIL;
+				break;
+			}
 			printf("detached %s\n", cg.rel);
 			break;
 		case 1:

@@ -1,5 +1,6 @@
 /* report.c: list and stats output; the text table and the JSON come from the same rows. */
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@ static const char *const counter_names[HOSTLO_CNT_USED] = {
 	[HOSTLO_CNT_UDP_REPLY_RESTORED] = "udp_reply_restored",
 	[HOSTLO_CNT_CONNECT_KEPT_LOCAL] = "connect_kept_local",
 	[HOSTLO_CNT_PEER_RESTORED] = "peer_restored",
+	[HOSTLO_CNT_HOST_STEERED] = "host_steered",
 };
 
 static json_object *rule_json(const struct rule *r)
@@ -34,6 +36,20 @@ static json_object *rule_json(const struct rule *r)
 	json_object_object_add(o, "addr", r->has_addr ? json_object_new_string(addr) : NULL);
 	if (r->kind == RULE_CONNECT)
 		json_object_object_add(o, "to_port_min", json_object_new_int(r->to_port ? r->to_port : r->port_min));
+	if (r->kind == RULE_CONNECT && r->proto == PROTO_TCP) {
+		json_object *h = NULL;
+		char ifname[IF_NAMESIZE] = "";
+
+		if (r->host_ifindex) {
+			h = json_object_new_object();
+			json_object_object_add(h, "interface", if_indextoname(r->host_ifindex, ifname) ?
+					       json_object_new_string(ifname) : NULL);
+			json_object_object_add(h, "ports", json_object_new_int(r->port_max - r->port_min + 1));
+			json_object_object_add(h, "listening", r->host_listening < 0 ? NULL :
+					       json_object_new_int(r->host_listening));
+		}
+		json_object_object_add(o, "host_loopback", h);
+	}
 	return o;
 }
 
@@ -46,6 +62,18 @@ json_object *ruleset_json(const struct ruleset *rs)
 	return a;
 }
 
+/* " (host loopback: listening)": a steering rule, and whether the host has its listeners now. */
+static size_t host_note(const struct rule *r, char *buf, size_t len)
+{
+	unsigned ports = (unsigned)(r->port_max - r->port_min) + 1;
+
+	if (r->host_listening < 0)
+		return (size_t)snprintf(buf, len, " (host loopback too)");
+	if (ports == 1)
+		return (size_t)snprintf(buf, len, " (host loopback: %s)", r->host_listening ? "listening" : "no listener");
+	return (size_t)snprintf(buf, len, " (host loopback: %d of %u listening)", r->host_listening, ports);
+}
+
 void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -56,6 +84,8 @@ void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
 
 		rule_format(&rs->r[i], one, sizeof(one));
 		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "", one);
+		if (rs->r[i].host_ifindex && n < len)
+			n += host_note(&rs->r[i], buf + n, len - n);
 	}
 }
 
@@ -120,6 +150,7 @@ static const char *const counter_help[HOSTLO_CNT_USED] = {
 	[HOSTLO_CNT_UDP_REPLY_RESTORED] = "UDP replies shown to the application as coming from the loopback address.",
 	[HOSTLO_CNT_CONNECT_KEPT_LOCAL] = "Connects and datagrams left local because a listener had the port.",
 	[HOSTLO_CNT_PEER_RESTORED] = "getpeername() calls answered with the loopback address the application asked for.",
+	[HOSTLO_CNT_HOST_STEERED] = "Redirected connections accepted by a host service listening on the host's loopback only.",
 };
 
 /* Label values escape backslash, double quote and newline (the text exposition format's rule). */

@@ -83,6 +83,7 @@ int parse_connect(const char *arg, struct rule *r, char *err)
 	const char *opt = "--connect", *p = arg, *eq, *colon;
 
 	memset(r, 0, sizeof(*r));
+	r->host_listening = -1;
 	r->kind = RULE_CONNECT;
 	colon = strchr(p, ':');
 	eq = strchr(p, '=');
@@ -124,6 +125,7 @@ int parse_bind(const char *arg, struct rule *r, char *err)
 	const char *opt = "--bind", *eq = strchr(arg, '=');
 
 	memset(r, 0, sizeof(*r));
+	r->host_listening = -1;
 	r->kind = RULE_BIND;
 	r->has_addr = true; /* 0.0.0.0 unless given */
 	if (parse_range(arg, eq ? (size_t)(eq - arg) : strlen(arg), r, opt, arg, err))
@@ -223,7 +225,8 @@ void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, stru
 			keys[n].kind = r->kind == RULE_BIND ? HOSTLO_KIND_BIND :
 				       r->proto == PROTO_UDP ? HOSTLO_KIND_CONNECT_UDP : HOSTLO_KIND_CONNECT_TCP;
 			vals[n].addr = r->addr;
-			vals[n].flags = r->always ? HOSTLO_RULE_ALWAYS : 0;
+			vals[n].flags = (r->always ? HOSTLO_RULE_ALWAYS : 0) | (r->host_ifindex ? HOSTLO_RULE_STEER : 0);
+			vals[n].host_ifindex = r->host_ifindex;
 			if (r->to_port)
 				vals[n].port = htons((uint16_t)(r->to_port + (p - r->port_min)));
 		}
@@ -256,7 +259,7 @@ static bool continues(const struct rule *r, const struct entry *e)
 	unsigned want = r->to_port ? r->to_port + (e->k.port - r->port_min) : 0;
 
 	return e->k.port == r->port_max + 1 && e->v.addr == r->addr && ntohs(e->v.port) == want &&
-	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always;
+	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always && e->v.host_ifindex == r->host_ifindex;
 }
 
 int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
@@ -289,6 +292,8 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 			.kind = kind, .proto = proto, .port_min = e[i].k.port, .port_max = e[i].k.port,
 			.has_addr = true, .addr = e[i].v.addr, .to_port = ntohs(e[i].v.port),
 			.always = e[i].v.flags & HOSTLO_RULE_ALWAYS,
+			.host_ifindex = (e[i].v.flags & HOSTLO_RULE_STEER) ? e[i].v.host_ifindex : 0,
+			.host_listening = -1,
 		};
 	}
 	free(e);

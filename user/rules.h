@@ -20,6 +20,9 @@ struct rule {
 	bool has_addr;                /* connect without =ADDR: the target's gateway, filled in later */
 	uint32_t addr;                /* network order */
 	uint16_t to_port;             /* host order: first port of the target range, 0 = same ports */
+	uint32_t host_ifindex;        /* tcp connect to the gateway, which is this host interface's address:
+	                                 the host hands it to its 127.0.0.1 / [::1] listener (0: it does not) */
+	int host_listening;           /* report only: target ports with such a listener now, -1 unknown */
 };
 
 struct ruleset {

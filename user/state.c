@@ -1,5 +1,6 @@
 /* state.c: creates, opens, changes and removes hostlo's pinned programs, maps and cgroup links. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +11,10 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,8 +34,11 @@ static const enum bpf_attach_type hook_types[NR_HOOKS] = {
 	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
 	BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_UDP6_RECVMSG,
 };
-#define NR_MAPS 6
-static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks", "events", "drops" };
+static const char *const host_hook_names[NR_HOST_HOOKS] = { "sockops", "lookup" };
+static const enum bpf_attach_type host_hook_types[NR_HOST_HOOKS] = { BPF_CGROUP_SOCK_OPS, BPF_SK_LOOKUP };
+#define NR_MAPS 9
+static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks", "events", "drops",
+						"flows", "listeners", "steerports" };
 #define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
 #define LOCK_WAIT_S 30
 
@@ -51,6 +58,42 @@ static void crash_point(const char *step)
 #endif
 
 static __u64 prog_build(void);
+static bool listener_present(struct state *st, uint16_t port, int family6);
+
+static void skel_parts(struct hostlo_bpf *skel, struct bpf_map **maps, struct bpf_program **progs,
+		       struct bpf_program **host_progs)
+{
+	struct bpf_map *m[NR_MAPS] = {
+		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
+		skel->maps.hostlo_events, skel->maps.hostlo_drops, skel->maps.hostlo_flows,
+		skel->maps.hostlo_listeners, skel->maps.hostlo_steer_ports,
+	};
+	struct bpf_program *p[NR_HOOKS] = {
+		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
+		skel->progs.hostlo_bind4, skel->progs.hostlo_bind6,
+		skel->progs.hostlo_getpeername4, skel->progs.hostlo_getpeername6,
+		skel->progs.hostlo_sendmsg4, skel->progs.hostlo_recvmsg4, skel->progs.hostlo_recvmsg6,
+	};
+
+	memcpy(maps, m, sizeof(m));
+	memcpy(progs, p, sizeof(p));
+	host_progs[0] = skel->progs.hostlo_sockops;
+	host_progs[1] = skel->progs.hostlo_lookup;
+	/* an older kernel would reject the whole object for them: load them only where they run */
+	if (!state_host_supported())
+		for (int i = 0; i < NR_HOST_HOOKS; i++)
+			bpf_program__set_autoload(host_progs[i], false);
+}
+
+bool state_host_supported(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
+		return false;
+	return major > 5 || (major == 5 && minor >= 17);
+}
 static __u32 fd_prog_id(int fd);
 static int live_link(const struct state *st, uint64_t id, int hook, __u32 *prog_id);
 
@@ -64,7 +107,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 static int *map_fd(struct state *st, int i)
 {
 	int *fds[NR_MAPS] = { &st->rules_fd, &st->stats_fd, &st->config_fd, &st->socks_fd, &st->events_fd,
-			      &st->drops_fd };
+			      &st->drops_fd, &st->flows_fd, &st->listeners_fd, &st->ports_fd };
 
 	return fds[i];
 }
@@ -80,6 +123,11 @@ static void close_fds(struct state *st)
 		if (st->prog_fd[i] >= 0)
 			close(st->prog_fd[i]);
 		st->prog_fd[i] = -1;
+	}
+	for (int i = 0; i < NR_HOST_HOOKS; i++) {
+		if (st->host_prog_fd[i] >= 0)
+			close(st->host_prog_fd[i]);
+		st->host_prog_fd[i] = -1;
 	}
 	st->present = false;
 }
@@ -195,6 +243,10 @@ static int open_pinned(struct state *st, char *err)
 		if (st->prog_fd[i] < 0)
 			return -errno;
 	}
+	for (int i = 0; i < NR_HOST_HOOKS; i++) {
+		snprintf(p, sizeof(p), "%s/%s", st->dir, host_hook_names[i]);
+		st->host_prog_fd[i] = bpf_obj_get(p); /* absent when the kernel that loaded them could not */
+	}
 	st->present = true;
 	return 0;
 }
@@ -238,6 +290,10 @@ static int create_pinned(struct state *st, char *err)
 		seterr(err, "load BPF object: %s", strerror(errno));
 		goto out;
 	}
+	struct bpf_map *maps[NR_MAPS];
+	struct bpf_program *progs[NR_HOOKS], *host_progs[NR_HOST_HOOKS];
+
+	skel_parts(skel, maps, progs, host_progs);
 #ifdef HOSTLO_CRASH_POINTS
 	/* test builds only: a program the verifier rejects, to see how a rejection is reported */
 	if (getenv("HOSTLO_TEST_BAD_PROG"))
@@ -255,22 +311,14 @@ static int create_pinned(struct state *st, char *err)
 		seterr(err, "init config map: %s", strerror(errno));
 		goto out;
 	}
-	struct bpf_program *progs[NR_HOOKS] = {
-		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
-		skel->progs.hostlo_bind4, skel->progs.hostlo_bind6,
-		skel->progs.hostlo_getpeername4, skel->progs.hostlo_getpeername6,
-		skel->progs.hostlo_sendmsg4, skel->progs.hostlo_recvmsg4, skel->progs.hostlo_recvmsg6,
-	};
-	struct bpf_map *maps[NR_MAPS] = {
-		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
-		skel->maps.hostlo_events, skel->maps.hostlo_drops,
-	};
-
 	for (int i = 0; i < NR_MAPS; i++)
 		if (pin_fd(bpf_map__fd(maps[i]), tmp, map_names[i], err))
 			goto out;
 	for (int i = 0; i < NR_HOOKS; i++)
 		if (pin_fd(bpf_program__fd(progs[i]), tmp, hook_names[i], err))
+			goto out;
+	for (int i = 0; i < NR_HOST_HOOKS; i++)
+		if (bpf_program__fd(host_progs[i]) >= 0 && pin_fd(bpf_program__fd(host_progs[i]), tmp, host_hook_names[i], err))
 			goto out;
 	crash_point("create:pinned");
 	if (rename(tmp, st->dir) != 0) {
@@ -314,16 +362,10 @@ static int upgrade_programs(struct state *st, char *err)
 
 	if (!skel)
 		return seterr(err, "upgrade: open BPF object: %s", strerror(errno));
-	struct bpf_map *maps[NR_MAPS] = {
-		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
-		skel->maps.hostlo_events, skel->maps.hostlo_drops,
-	};
-	struct bpf_program *progs[NR_HOOKS] = {
-		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
-		skel->progs.hostlo_bind4, skel->progs.hostlo_bind6,
-		skel->progs.hostlo_getpeername4, skel->progs.hostlo_getpeername6,
-		skel->progs.hostlo_sendmsg4, skel->progs.hostlo_recvmsg4, skel->progs.hostlo_recvmsg6,
-	};
+	struct bpf_map *maps[NR_MAPS];
+	struct bpf_program *progs[NR_HOOKS], *host_progs[NR_HOST_HOOKS];
+
+	skel_parts(skel, maps, progs, host_progs);
 
 	for (int i = 0; i < NR_MAPS; i++) {
 		if (bpf_map__reuse_fd(maps[i], *map_fd(st, i)) != 0) {
@@ -361,6 +403,33 @@ static int upgrade_programs(struct state *st, char *err)
 	}
 	if (d)
 		closedir(d);
+	for (int h = 0; h < NR_HOST_HOOKS; h++) {
+		int fd;
+
+		snprintf(p, sizeof(p), "%s/links/host-%s", st->dir, host_hook_names[h]);
+		if (bpf_program__fd(host_progs[h]) < 0 || (fd = bpf_obj_get(p)) < 0)
+			continue;
+		if (bpf_link_update(fd, bpf_program__fd(host_progs[h]), NULL) != 0) {
+			seterr(err, "upgrade: update link host-%s: %s", host_hook_names[h], strerror(errno));
+			close(fd);
+			goto out;
+		}
+		close(fd);
+	}
+	for (int h = 0; h < NR_HOST_HOOKS; h++) {
+		if (bpf_program__fd(host_progs[h]) < 0)
+			continue;
+		snprintf(np, sizeof(np), "%s/%s-new", st->dir, host_hook_names[h]);
+		snprintf(p, sizeof(p), "%s/%s", st->dir, host_hook_names[h]);
+		unlink(np);
+		if (bpf_obj_pin(bpf_program__fd(host_progs[h]), np) != 0 || rename(np, p) != 0) {
+			seterr(err, "upgrade: pin %s: %s", p, strerror(errno));
+			goto out;
+		}
+		if (st->host_prog_fd[h] >= 0)
+			close(st->host_prog_fd[h]);
+		st->host_prog_fd[h] = dup(bpf_program__fd(host_progs[h]));
+	}
 	for (int h = 0; h < NR_HOOKS; h++) {
 		snprintf(np, sizeof(np), "%s/%s-new", st->dir, hook_names[h]);
 		snprintf(p, sizeof(p), "%s/%s", st->dir, hook_names[h]);
@@ -420,6 +489,8 @@ int state_open(struct state *st, enum open_mode mode, char *err)
 		*map_fd(st, i) = -1; /* not 0: closing "unset" fds would close stdin, or a server's socket */
 	for (int i = 0; i < NR_HOOKS; i++)
 		st->prog_fd[i] = -1;
+	for (int i = 0; i < NR_HOST_HOOKS; i++)
+		st->host_prog_fd[i] = -1;
 	if (strlen(env) >= sizeof(st->bpffs))
 		return seterr(err, "HOSTLO_BPFFS: path too long");
 	snprintf(st->bpffs, sizeof(st->bpffs), "%s", env);
@@ -658,6 +729,8 @@ static bool same_rules(const struct ruleset *a, const struct ruleset *b)
 	if (a->n != b->n)
 		return false;
 	for (int i = 0; i < a->n; i++) {
+		if (a->r[i].host_ifindex != b->r[i].host_ifindex)
+			return false;
 		rule_format(&a->r[i], x, sizeof(x));
 		rule_format(&b->r[i], y, sizeof(y));
 		if (strcmp(x, y) != 0)
@@ -996,6 +1069,18 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 		}
 	}
 	ret = ruleset_collapse(keys, vals, n, rs, err);
+	for (int i = 0; ret == 0 && i < rs->n; i++) {
+		struct rule *r = &rs->r[i];
+
+		if (!r->host_ifindex)
+			continue;
+		r->host_listening = 0;
+		for (unsigned p = r->port_min; p <= r->port_max; p++) {
+			unsigned t = r->to_port ? r->to_port + (p - r->port_min) : p;
+
+			r->host_listening += listener_present(st, (uint16_t)t, 0) || listener_present(st, (uint16_t)t, 1);
+		}
+	}
 out:
 	free(keys);
 	free(vals);
@@ -1068,4 +1153,283 @@ uint64_t state_drops(struct state *st)
 			sum += v[i];
 	free(v);
 	return sum;
+}
+
+/* ---- host side ---- */
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* The target ports of a steering rule, into a bitmap of 65536 bits. */
+static void steer_ports_of(const struct rule *r, uint8_t *bits)
+{
+	for (unsigned p = r->port_min; p <= r->port_max; p++) {
+		unsigned t = r->to_port ? r->to_port + (p - r->port_min) : p;
+
+		bits[t / 8] |= (uint8_t)(1u << (t % 8));
+	}
+}
+
+static bool listener_present(struct state *st, uint16_t port, int family6)
+{
+	struct hostlo_listener_key k = { .port = port, .family6 = (__u8)family6 };
+	__u64 cookie;
+
+	return bpf_map_lookup_elem(st->listeners_fd, &k, &cookie) == 0;
+}
+
+/* The socket inodes listening on 127.0.0.1:port (family6 0) or [::1]:port (1) in this netns, from
+ * /proc/self/net/tcp{,6}: listeners that were open before any steering rule existed. */
+static size_t loopback_listeners(int family6, const uint8_t *want, unsigned long *inodes, uint16_t *ports, size_t max)
+{
+	FILE *f = fopen(family6 ? "/proc/self/net/tcp6" : "/proc/self/net/tcp", "r");
+	char line[512];
+	size_t n = 0;
+
+	if (!f)
+		return 0;
+	while (n < max && fgets(line, sizeof(line), f)) {
+		unsigned a[4] = { 0 }, port, state;
+		unsigned long inode;
+		int ok;
+
+		if (family6)
+			ok = sscanf(line, " %*d: %8X%8X%8X%8X:%X %*s %X %*s %*s %*s %*s %*s %lu", &a[0], &a[1], &a[2],
+				    &a[3], &port, &state, &inode) == 7 && !a[0] && !a[1] && !a[2] && a[3] == htonl(1);
+		else
+			ok = sscanf(line, " %*d: %8X:%X %*s %X %*s %*s %*s %*s %*s %lu", &a[0], &port, &state, &inode) == 4 &&
+			     a[0] == htonl(INADDR_LOOPBACK);
+		if (ok && state == 0x0A /* TCP_LISTEN */ && port < 65536 && (want[port / 8] & (1u << (port % 8))) && inode) {
+			inodes[n] = inode;
+			ports[n++] = (uint16_t)port;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* Finds a process holding socket inode, and takes a copy of its descriptor (pidfd_getfd). */
+static int socket_by_inode(unsigned long inode)
+{
+	char want[64], p[64], link[64];
+	struct dirent *pe, *fe;
+	DIR *proc = opendir("/proc");
+	int sock = -1;
+
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (proc && sock < 0 && (pe = readdir(proc))) {
+		int pid = atoi(pe->d_name);
+		DIR *fds;
+
+		if (pid <= 0)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/fd", pid);
+		if (!(fds = opendir(p)))
+			continue;
+		while (sock < 0 && (fe = readdir(fds))) {
+			char fp[64 + NAME_MAX + 2];
+			ssize_t l;
+
+			snprintf(fp, sizeof(fp), "%s/%s", p, fe->d_name);
+			l = readlink(fp, link, sizeof(link) - 1);
+			if (l <= 0)
+				continue;
+			link[l] = '\0';
+			if (strcmp(link, want) == 0) {
+				int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+				if (pidfd >= 0) {
+					sock = (int)syscall(SYS_pidfd_getfd, pidfd, atoi(fe->d_name), 0);
+					close(pidfd);
+				}
+			}
+		}
+		closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+	return sock;
+}
+
+/* Listeners that were already open: hostlo_sockops sees only those that start listening later. */
+static void add_open_listeners(struct state *st, const uint8_t *want)
+{
+	enum { MAX = 1024 };
+	unsigned long inodes[MAX];
+	uint16_t ports[MAX];
+
+	for (int family6 = 0; family6 < 2; family6++) {
+		size_t n = loopback_listeners(family6, want, inodes, ports, MAX);
+
+		for (size_t i = 0; i < n; i++) {
+			struct hostlo_listener_key k = { .port = ports[i], .family6 = (__u8)family6 };
+			int fd;
+
+			if (listener_present(st, ports[i], family6) || (fd = socket_by_inode(inodes[i])) < 0)
+				continue;
+			__u64 v = (__u64)fd;
+
+			bpf_map_update_elem(st->listeners_fd, &k, &v, BPF_ANY); /* failing: a socket it cannot hold */
+			close(fd);
+		}
+	}
+}
+
+/* A pinned host link that still attaches its program where it should; else the pin is removed. */
+static bool host_link_ok(const struct state *st, int h, const char *path, uint64_t where)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path);
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.prog_id == fd_prog_id(st->host_prog_fd[h]) &&
+	     (h == 0 ? info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == where :
+		       info.type == BPF_LINK_TYPE_NETNS && info.netns.netns_ino == where);
+	close(fd);
+	if (!ok)
+		unlink(path);
+	return ok;
+}
+
+static int host_links_up(struct state *st, const char *mnt, char *err)
+{
+	const char *targets[NR_HOST_HOOKS] = { mnt, "/proc/self/ns/net" };
+
+	for (int h = 0; h < NR_HOST_HOOKS; h++) {
+		char p[PATH_MAX];
+		struct stat sb;
+		int tfd, link;
+
+		snprintf(p, sizeof(p), "%s/links/host-%s", st->dir, host_hook_names[h]);
+		if (stat(targets[h], &sb) != 0)
+			return seterr(err, "host side: %s: %s", targets[h], strerror(errno));
+		if (host_link_ok(st, h, p, sb.st_ino))
+			continue;
+		tfd = open(targets[h], O_RDONLY | O_CLOEXEC);
+		if (tfd < 0)
+			return seterr(err, "host side: %s: %s", targets[h], strerror(errno));
+		link = bpf_link_create(st->host_prog_fd[h], tfd, host_hook_types[h], NULL);
+		close(tfd);
+		if (link < 0)
+			return seterr(err, "host side: attach %s to %s: %s", host_hook_names[h], targets[h], strerror(errno));
+		if (bpf_obj_pin(link, p) != 0) {
+			close(link);
+			return seterr(err, "pin %s: %s", p, strerror(errno));
+		}
+		close(link);
+		crash_point("host:linked");
+	}
+	return 0;
+}
+
+static void host_links_down(struct state *st)
+{
+	char p[PATH_MAX];
+
+	for (int h = 0; h < NR_HOST_HOOKS; h++) {
+		snprintf(p, sizeof(p), "%s/links/host-%s", st->dir, host_hook_names[h]);
+		unlink(p);
+	}
+}
+
+static __u64 netns_cookie(void)
+{
+	__u64 cookie = 0;
+	socklen_t len = sizeof(cookie);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (s >= 0) {
+		if (getsockopt(s, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0)
+			cookie = 0;
+		close(s);
+	}
+	return cookie;
+}
+
+int state_host_sync(struct state *st, const char *mnt, char *err)
+{
+	uint8_t *want = calloc(65536 / 8, 1);
+	struct ruleset *rs = malloc(sizeof(*rs));
+	uint64_t *ids = NULL;
+	__u16 *keys = NULL;
+	size_t n = 0, nk = 0;
+	bool any = false;
+	int ret = -1;
+
+	if (!st->present) {
+		free(want);
+		free(rs);
+		return 0;
+	}
+	if (!want || !rs) {
+		seterr(err, "out of memory");
+		goto out;
+	}
+	if (state_attached(st, &ids, &n, err))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (state_rules(st, ids[i], rs, err))
+			goto out;
+		for (int j = 0; j < rs->n; j++) {
+			if (rs->r[j].host_ifindex) {
+				steer_ports_of(&rs->r[j], want);
+				any = true;
+			}
+		}
+	}
+	if (any && st->host_prog_fd[0] < 0) {
+		any = false; /* rules made on a kernel that has them, programs pinned by one that has not */
+	}
+	if (!any)
+		host_links_down(st); /* programs first: nothing is steered while the maps are emptied */
+	/* ports no rule names any longer: forget them and their listeners; then add the new ones */
+	if (collect_keys(st->ports_fd, sizeof(*keys), (void **)&keys, &nk, err))
+		goto out;
+	for (size_t i = 0; i < nk; i++) {
+		if (any && (want[keys[i] / 8] & (1u << (keys[i] % 8))))
+			continue;
+		bpf_map_delete_elem(st->ports_fd, &keys[i]);
+		for (int f6 = 0; f6 < 2; f6++) {
+			struct hostlo_listener_key k = { .port = keys[i], .family6 = (__u8)f6 };
+
+			bpf_map_delete_elem(st->listeners_fd, &k);
+		}
+	}
+	if (!any) {
+		ret = 0;
+		goto out;
+	}
+	for (unsigned p = 0; p < 65536; p++) {
+		__u16 port = (__u16)p;
+		__u8 one = 1;
+
+		if ((want[p / 8] & (1u << (p % 8))) && bpf_map_update_elem(st->ports_fd, &port, &one, BPF_ANY) != 0) {
+			seterr(err, "host side: steering port %u: %s", p, strerror(errno));
+			goto out;
+		}
+	}
+	struct hostlo_config cfg;
+
+	if (read_config(st, &cfg, err))
+		goto out;
+	if (cfg.host_netns_cookie != netns_cookie()) {
+		cfg.host_netns_cookie = netns_cookie();
+		if (write_config(st, &cfg, err))
+			goto out;
+	}
+	/* the program that picks up listeners first, so one that starts meanwhile is not missed */
+	if (host_links_up(st, mnt, err))
+		goto out;
+	add_open_listeners(st, want);
+	ret = 0;
+out:
+	free(want);
+	free(rs);
+	free(ids);
+	free(keys);
+	return ret;
 }

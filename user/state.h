@@ -11,6 +11,7 @@
 #include "target.h"
 
 #define NR_HOOKS 9
+#define NR_HOST_HOOKS 2 /* sockops on the cgroup2 root, sk_lookup on the host netns: only while a rule steers */
 #define BPFFS_PATH_MAX 1024 /* so every pin path below it fits in PATH_MAX */
 
 struct state {
@@ -18,8 +19,9 @@ struct state {
 	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
-	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd;
+	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd;
 	int prog_fd[NR_HOOKS];
+	int host_prog_fd[NR_HOST_HOOKS]; /* -1 when the kernel cannot run them (before Linux 5.17) */
 };
 
 struct stats_row {
@@ -52,6 +54,15 @@ void state_detach_all(struct state *st);
  * thorough asks the kernel about every link rather than counting pins. Returns how many attachments
  * it removed, or -1. */
 int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool thorough, char *err);
+
+/*
+ * Host side: makes the kernel match the steering rules of every attachment: the ports, the host's
+ * loopback listeners already open on them, and the two host programs (attached while any rule steers,
+ * detached when none does). mnt is the cgroup2 mount. Idempotent: every attach, detach and gc runs it.
+ */
+int state_host_sync(struct state *st, const char *mnt, char *err);
+/* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
+bool state_host_supported(void);
 
 /* Attached cgroup ids, sorted; caller frees. */
 int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);

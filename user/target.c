@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +258,21 @@ int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err)
 		return seterr(err, "gateway: the network namespace of pid %d has no default IPv4 route; give --connect PORT=ADDR",
 			    pid);
 	return 0;
+}
+
+unsigned local_ifindex(uint32_t addr)
+{
+	struct ifaddrs *ifs, *i;
+	unsigned idx = 0;
+
+	if (getifaddrs(&ifs) != 0)
+		return 0;
+	for (i = ifs; i && !idx; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+		    ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == addr)
+			idx = if_nametoindex(i->ifa_name);
+	freeifaddrs(ifs);
+	return idx;
 }
 
 static int first_pid_in(const char *dir)

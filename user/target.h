@@ -27,6 +27,8 @@ int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg,
 int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *pid, struct cgroup *cg, char *err);
 /* The default IPv4 gateway (network order) in the network namespace of process pid. */
 int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err);
+/* The interface of hostlo's own network namespace that holds IPv4 addr (network order), or 0. */
+unsigned local_ifindex(uint32_t addr);
 /* Some process in the cgroup or, failing that, in its descendants; 0 when there is none. */
 int cgroup_some_pid(const char *path);
 /* A port in [lo, hi] with a TCP listener on 127.0.0.1 or ::1 in the network namespace of some process
