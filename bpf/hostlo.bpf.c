@@ -506,7 +506,7 @@ int hostlo_bind6(struct bpf_sock_addr *ctx)
  * hostlo_sockops (on the cgroup2 root, so it sees every TCP socket of the host and its containers):
  * - a connection hostlo redirected with a steering rule gets a hostlo_flows entry when it starts
  *   (its source address and port are known only then) and loses it when it closes;
- * - a host socket that starts listening on 127.0.0.1 or [::1], on a port some steering rule names,
+ * - a host socket that starts listening on 127.0.0.1, on a port some steering rule names,
  *   in the host's own network namespace, is put in hostlo_listeners (so a restarted service is too).
  */
 static __always_inline void flow_of(struct bpf_sock_ops *ctx, struct hostlo_flow *f)
@@ -545,16 +545,9 @@ static __always_inline void listener_started(struct bpf_sock_ops *ctx)
 	__u32 zero = 0;
 	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
 
-	if (ctx->family == 2 /* AF_INET */) {
-		if (ctx->local_ip4 != bpf_htonl(LOOPBACK4))
-			return;
-	} else if (ctx->family == 10 /* AF_INET6 */) {
-		if (ctx->local_ip6[0] || ctx->local_ip6[1] || ctx->local_ip6[2] || ctx->local_ip6[3] != bpf_htonl(1))
-			return;
-		key.family6 = 1;
-	} else {
+	/* IPv4 only: the steered flows are IPv4, and the kernel makes a socket bound to [::1] v6-only */
+	if (ctx->family != 2 /* AF_INET */ || ctx->local_ip4 != bpf_htonl(LOOPBACK4))
 		return;
-	}
 	if (!cfg || !cfg->host_netns_cookie || bpf_get_netns_cookie(ctx) != cfg->host_netns_cookie)
 		return; /* a container's own loopback listener: never the host's */
 	if (!bpf_map_lookup_elem(&hostlo_steer_ports, &key.port))
@@ -589,7 +582,7 @@ int hostlo_sockops(struct bpf_sock_ops *ctx)
 /*
  * hostlo_lookup (on the host's network namespace): a SYN for gateway:port that belongs to a flow
  * above, arriving on the interface that holds the gateway address, goes to the host's listener on
- * 127.0.0.1:port (else [::1]:port). Anything else, or no such listener: the kernel's usual lookup.
+ * 127.0.0.1:port. Anything else, or no such listener: the kernel's usual lookup.
  */
 SEC("sk_lookup")
 int hostlo_lookup(struct bpf_sk_lookup *ctx)
@@ -611,12 +604,8 @@ int hostlo_lookup(struct bpf_sk_lookup *ctx)
 		return SK_PASS;
 	key.port = (__u16)ctx->local_port;
 	sk = bpf_map_lookup_elem(&hostlo_listeners, &key);
-	if (!sk) {
-		key.family6 = 1;
-		sk = bpf_map_lookup_elem(&hostlo_listeners, &key);
-		if (!sk)
-			return SK_PASS;
-	}
+	if (!sk)
+		return SK_PASS;
 	err = bpf_sk_assign(ctx, sk, 0);
 	bpf_sk_release(sk);
 	if (err == 0)

@@ -111,11 +111,10 @@ struct hostlo_flow_val {
 	__u32 pad;
 };
 
-/* hostlo_listeners key: a host socket listening on 127.0.0.1:port (family6 0) or [::1]:port (1). */
+/* hostlo_listeners key: a host socket listening on 127.0.0.1:port. */
 struct hostlo_listener_key {
 	__u16 port;                      /* host order */
-	__u8 family6;
-	__u8 pad;
+	__u16 pad;                       /* zero */
 };
 
 /* hostlo_config[0] */

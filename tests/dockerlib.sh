@@ -46,7 +46,9 @@ start_engine() {
 	fi
 	export DOCKER_HOST=unix://$DK/docker.sock
 	mkdir -p "$DK"
-	ip link add $BRIDGE type bridge
+	# a fixed address: else the bridge takes the lowest of its ports' and changes as containers come
+	# and go, and the containers' ARP entries for the gateway go stale (connects hang for a while)
+	ip link add $BRIDGE address 02:42:c6:13:00:01 type bridge
 	ip addr add $GW/24 dev $BRIDGE
 	ip link set $BRIDGE up
 	# no iptables: published ports go through docker-proxy, and the host's rules are left as they were

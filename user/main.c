@@ -54,9 +54,12 @@ static const char usage_text[] =
 "                        connects (and, for udp, datagrams) to 127.0.0.1, ::1 or ::ffff:127.0.0.1\n"
 "                        on PORT (or the range) go to ADDR (IPv4) instead, on the same port or\n"
 "                        from :PORT on. Without =ADDR: the default IPv4 gateway of the target's\n"
-"                        network namespace, read from a process in the cgroup. The app still\n"
-"                        sees the address it asked for (getpeername, a reply's source). A port\n"
-"                        with a listener in the caller's own netns stays local, unless --always\n"
+"                        network namespace, read from a process in the cgroup; when that is an\n"
+"                        address of this host, a TCP connect there also reaches a host service\n"
+"                        that listens only on 127.0.0.1 (and only these connects do).\n"
+"                        The app still sees the address it asked for (getpeername, a reply's\n"
+"                        source). A port with a listener in the caller's own netns stays local,\n"
+"                        unless --always\n"
 "        --bind PORT[-PORT][=ADDR]\n"
 "                        binds to 127.0.0.1 on those ports become binds to ADDR (default\n"
 "                        0.0.0.0); binds to ::1 on those ports become binds to ::\n"
@@ -478,6 +481,9 @@ static int do_attach(int argc, char **argv)
 		ret = EXIT_FAIL;
 	}
 	if (!ret) {
+		/* as the kernel now has them: a steering rule shows whether the host's listener was found */
+		if (state_rules(&st, cg.id, &a.rules, err) == 0)
+			ruleset_text(&a.rules, rules, sizeof(rules));
 		warn_existing_listeners(&o.rules, &cg);
 		if (o.json) {
 			json_object *j = attachment_json(&a);

@@ -58,7 +58,7 @@ static void crash_point(const char *step)
 #endif
 
 static __u64 prog_build(void);
-static bool listener_present(struct state *st, uint16_t port, int family6);
+static bool listener_present(struct state *st, uint16_t port);
 
 static void skel_parts(struct hostlo_bpf *skel, struct bpf_map **maps, struct bpf_program **progs,
 		       struct bpf_program **host_progs)
@@ -1078,7 +1078,7 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 		for (unsigned p = r->port_min; p <= r->port_max; p++) {
 			unsigned t = r->to_port ? r->to_port + (p - r->port_min) : p;
 
-			r->host_listening += listener_present(st, (uint16_t)t, 0) || listener_present(st, (uint16_t)t, 1);
+			r->host_listening += listener_present(st, (uint16_t)t);
 		}
 	}
 out:
@@ -1171,36 +1171,32 @@ static void steer_ports_of(const struct rule *r, uint8_t *bits)
 	}
 }
 
-static bool listener_present(struct state *st, uint16_t port, int family6)
+static bool listener_present(struct state *st, uint16_t port)
 {
-	struct hostlo_listener_key k = { .port = port, .family6 = (__u8)family6 };
+	struct hostlo_listener_key k = { .port = port };
 	__u64 cookie;
 
 	return bpf_map_lookup_elem(st->listeners_fd, &k, &cookie) == 0;
 }
 
-/* The socket inodes listening on 127.0.0.1:port (family6 0) or [::1]:port (1) in this netns, from
- * /proc/self/net/tcp{,6}: listeners that were open before any steering rule existed. */
-static size_t loopback_listeners(int family6, const uint8_t *want, unsigned long *inodes, uint16_t *ports, size_t max)
+/* The socket inodes listening on 127.0.0.1 on a wanted port in this netns (/proc/self/net/tcp). */
+static size_t loopback_listeners(const uint8_t *want, unsigned long *inodes, uint16_t *ports, size_t max)
 {
-	FILE *f = fopen(family6 ? "/proc/self/net/tcp6" : "/proc/self/net/tcp", "r");
+	FILE *f = fopen("/proc/self/net/tcp", "r");
 	char line[512];
 	size_t n = 0;
 
 	if (!f)
 		return 0;
 	while (n < max && fgets(line, sizeof(line), f)) {
-		unsigned a[4] = { 0 }, port, state;
+		unsigned addr, port, state;
 		unsigned long inode;
-		int ok;
 
-		if (family6)
-			ok = sscanf(line, " %*d: %8X%8X%8X%8X:%X %*s %X %*s %*s %*s %*s %*s %lu", &a[0], &a[1], &a[2],
-				    &a[3], &port, &state, &inode) == 7 && !a[0] && !a[1] && !a[2] && a[3] == htonl(1);
-		else
-			ok = sscanf(line, " %*d: %8X:%X %*s %X %*s %*s %*s %*s %*s %lu", &a[0], &port, &state, &inode) == 4 &&
-			     a[0] == htonl(INADDR_LOOPBACK);
-		if (ok && state == 0x0A /* TCP_LISTEN */ && port < 65536 && (want[port / 8] & (1u << (port % 8))) && inode) {
+		/* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode; the address raw */
+		if (sscanf(line, " %*d: %8X:%X %*s %X %*s %*s %*s %*s %*s %lu", &addr, &port, &state, &inode) != 4)
+			continue;
+		if (addr == htonl(INADDR_LOOPBACK) && state == 0x0A /* TCP_LISTEN */ && port < 65536 &&
+		    (want[port / 8] & (1u << (port % 8))) && inode) {
 			inodes[n] = inode;
 			ports[n++] = (uint16_t)port;
 		}
@@ -1258,21 +1254,18 @@ static void add_open_listeners(struct state *st, const uint8_t *want)
 	enum { MAX = 1024 };
 	unsigned long inodes[MAX];
 	uint16_t ports[MAX];
+	size_t n = loopback_listeners(want, inodes, ports, MAX);
 
-	for (int family6 = 0; family6 < 2; family6++) {
-		size_t n = loopback_listeners(family6, want, inodes, ports, MAX);
+	for (size_t i = 0; i < n; i++) {
+		struct hostlo_listener_key k = { .port = ports[i] };
+		int fd;
 
-		for (size_t i = 0; i < n; i++) {
-			struct hostlo_listener_key k = { .port = ports[i], .family6 = (__u8)family6 };
-			int fd;
+		if (listener_present(st, ports[i]) || (fd = socket_by_inode(inodes[i])) < 0)
+			continue;
+		__u64 v = (__u64)fd;
 
-			if (listener_present(st, ports[i], family6) || (fd = socket_by_inode(inodes[i])) < 0)
-				continue;
-			__u64 v = (__u64)fd;
-
-			bpf_map_update_elem(st->listeners_fd, &k, &v, BPF_ANY); /* failing: a socket it cannot hold */
-			close(fd);
-		}
+		bpf_map_update_elem(st->listeners_fd, &k, &v, BPF_ANY); /* failing: a socket it cannot hold */
+		close(fd);
 	}
 }
 
@@ -1392,12 +1385,10 @@ int state_host_sync(struct state *st, const char *mnt, char *err)
 	for (size_t i = 0; i < nk; i++) {
 		if (any && (want[keys[i] / 8] & (1u << (keys[i] % 8))))
 			continue;
-		bpf_map_delete_elem(st->ports_fd, &keys[i]);
-		for (int f6 = 0; f6 < 2; f6++) {
-			struct hostlo_listener_key k = { .port = keys[i], .family6 = (__u8)f6 };
+		struct hostlo_listener_key k = { .port = keys[i] };
 
-			bpf_map_delete_elem(st->listeners_fd, &k);
-		}
+		bpf_map_delete_elem(st->ports_fd, &keys[i]);
+		bpf_map_delete_elem(st->listeners_fd, &k);
 	}
 	if (!any) {
 		ret = 0;

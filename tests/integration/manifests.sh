@@ -30,7 +30,7 @@ while read -r line; do
 	mapfile -t args < <(jq -r '.[] | gsub("\\$\\(HOST_IP\\)"; "198.18.0.1")' <<<"$line")
 	case ${args[0]} in
 	attach)
-		expect "manifest: hostlo ${args[*]} --dry-run" 0 "^would attach /$HL_NAME/pod1 \(cgroup id [0-9]+\): --connect tcp:5432=198.18.0.1 --bind 3000=0.0.0.0$" -- \
+		expect "manifest: hostlo ${args[*]} --dry-run" 0 "^would attach /$HL_NAME/pod1 \(cgroup id [0-9]+\): --connect tcp:5432=198.18.0.1( \(host loopback too\))? --bind 3000=0.0.0.0$" -- \
 			bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$CG2/$HL_NAME/pod1/init" "$HOSTLO" "${args[@]}" --dry-run ;;
 	serve)
 		# runs until stopped: while it runs, /healthz and /metrics answer on the port it names
