@@ -361,13 +361,21 @@ static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, s
 
 	if (state_open(st, mode, err) || cgtree_load(tree, mnt, err) ||
 	    (n = state_gc(st, tree, mode == OPEN_CREATE, removed != NULL, err)) < 0 ||
-	    ((n > 0 || removed) && state_host_sync(st, mnt, err))) {
+	    state_host_sync(st, mnt, removed ? HOST_SYNC_FULL : n > 0 ? HOST_SYNC_CHANGED : HOST_SYNC_CHECK, err)) {
 		errorf("%s", err);
 		return EXIT_FAIL;
 	}
 	if (removed)
 		*removed = n;
 	return 0;
+}
+
+static bool ruleset_steers(const struct ruleset *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		if (rs->r[i].host_ifindex)
+			return true;
+	return false;
 }
 
 static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
@@ -476,7 +484,7 @@ static int do_attach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree, NULL);
-	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, err))) {
+	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, ruleset_steers(&o.rules) ? HOST_SYNC_FULL : HOST_SYNC_CHANGED, err))) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
 	}
@@ -533,7 +541,7 @@ static int do_detach(int argc, char **argv)
 	if (!ret) {
 		switch (state_detach(&st, cg.id, &tree, err)) {
 		case 0:
-			if (state_host_sync(&st, mnt, err)) {
+			if (state_host_sync(&st, mnt, HOST_SYNC_CHANGED, err)) {
 				errorf("%s", err);
 				ret = EXIT_FAIL;
 				break;

@@ -1343,7 +1343,21 @@ static __u64 netns_cookie(void)
 	return cookie;
 }
 
-int state_host_sync(struct state *st, const char *mnt, char *err)
+/* Steering ports exist; host link pins exist (0, 1 or 2 of them). */
+static void host_side_state(struct state *st, bool *ports, int *pins)
+{
+	char p[PATH_MAX];
+	__u16 key;
+
+	*ports = bpf_map_get_next_key(st->ports_fd, NULL, &key) == 0;
+	*pins = 0;
+	for (int h = 0; h < NR_HOST_HOOKS; h++) {
+		snprintf(p, sizeof(p), "%s/links/host-%s", st->dir, host_hook_names[h]);
+		*pins += access(p, F_OK) == 0;
+	}
+}
+
+int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char *err)
 {
 	uint8_t *want = calloc(65536 / 8, 1);
 	struct ruleset *rs = malloc(sizeof(*rs));
@@ -1353,7 +1367,19 @@ int state_host_sync(struct state *st, const char *mnt, char *err)
 	bool any = false;
 	int ret = -1;
 
-	if (!st->present) {
+	bool ports;
+	int pins;
+
+	if (st->present && how != HOST_SYNC_FULL) {
+		/* a map probe and two stats, rather than a read of every attachment's rules */
+		host_side_state(st, &ports, &pins);
+		bool idle = !ports && !pins, whole = ports && pins == NR_HOST_HOOKS;
+
+		/* a pass when something may have changed, or a crash left the host side half set up */
+		if (!idle && !(how == HOST_SYNC_CHECK && whole))
+			how = HOST_SYNC_FULL;
+	}
+	if (!st->present || how != HOST_SYNC_FULL) {
 		free(want);
 		free(rs);
 		return 0;
@@ -1377,8 +1403,27 @@ int state_host_sync(struct state *st, const char *mnt, char *err)
 	if (any && st->host_prog_fd[0] < 0) {
 		any = false; /* rules made on a kernel that has them, programs pinned by one that has not */
 	}
-	if (!any)
+	struct hostlo_config cfg;
+	__u64 here = netns_cookie();
+
+	if (read_config(st, &cfg, err))
+		goto out;
+	/*
+	 * The host side belongs to the network namespace of the hostlo that made the steering rules.
+	 * Another namespace (an init container's, a pod's) leaves it as it is: its links, its listeners.
+	 */
+	if (any && cfg.host_netns_cookie && cfg.host_netns_cookie != here) {
+		ret = 0;
+		goto out;
+	}
+	if (!any) {
 		host_links_down(st); /* programs first: nothing is steered while the maps are emptied */
+		if (cfg.host_netns_cookie) {
+			cfg.host_netns_cookie = 0;
+			if (write_config(st, &cfg, err))
+				goto out;
+		}
+	}
 	/* ports no rule names any longer: forget them and their listeners; then add the new ones */
 	if (collect_keys(st->ports_fd, sizeof(*keys), (void **)&keys, &nk, err))
 		goto out;
@@ -1403,12 +1448,8 @@ int state_host_sync(struct state *st, const char *mnt, char *err)
 			goto out;
 		}
 	}
-	struct hostlo_config cfg;
-
-	if (read_config(st, &cfg, err))
-		goto out;
-	if (cfg.host_netns_cookie != netns_cookie()) {
-		cfg.host_netns_cookie = netns_cookie();
+	if (cfg.host_netns_cookie != here) {
+		cfg.host_netns_cookie = here;
 		if (write_config(st, &cfg, err))
 			goto out;
 	}

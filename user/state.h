@@ -58,9 +58,15 @@ int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool 
 /*
  * Host side: makes the kernel match the steering rules of every attachment: the ports, the host's
  * loopback listeners already open on them, and the two host programs (attached while any rule steers,
- * detached when none does). mnt is the cgroup2 mount. Idempotent: every attach, detach and gc runs it.
+ * detached when none does). mnt is the cgroup2 mount. Idempotent; every command runs it, and how
+ * says when the full pass (a read of every attachment's rules) is needed.
  */
-int state_host_sync(struct state *st, const char *mnt, char *err);
+enum host_sync {
+	HOST_SYNC_FULL,     /* rules that steer were just set, or gc: always a full pass */
+	HOST_SYNC_CHANGED,  /* attachments went away: a full pass if anything steers */
+	HOST_SYNC_CHECK,    /* any other command: a full pass only if the host side is half set up */
+};
+int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char *err);
 /* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
 bool state_host_supported(void);
 

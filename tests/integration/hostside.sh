@@ -38,6 +38,13 @@ rcli() { timeout 10 docker exec "$1" redis-cli --no-auth-warning -a $PASS -h "$2
 hcli() { timeout 10 redis-cli --no-auth-warning -a $PASS -p $RP "$@" 2>&1; }   # the host's own client
 probe() { timeout 10 docker exec "$1" sockprobe connect "$2" "$3" 2>&1; }
 steered() { counter "$PARENT/$(cid a1)" host_steered; }
+# links of the pinned sk_lookup program, wherever they attach it (0 when it is not pinned)
+lookup_links() {
+	local id
+	id=$(bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/lookup" 2>/dev/null | jq '.id // empty')
+	[ -n "$id" ] || { echo 0; return; }
+	bpftool -j link show | jq --argjson p "$id" '[.[] | select(.prog_id == $p and .netns_ino == '"$(stat -L -c %i /proc/self/ns/net)"')] | length'
+}
 
 redis
 on_host "$PROBE" serve 127.0.0.1 $SP hello-from-loopback 600 >"$STATE/sp" 2>&1 &
@@ -86,6 +93,16 @@ expect "the restarted (empty) Redis answers" 0 "^$" -- rcli a1 127.0.0.1 get hos
 expect "list: listening again" 0 "tcp:$RP=$GW \(host loopback: listening\)" -- "$HOSTLO" list
 expect "the host's own clients on 127.0.0.1 throughout" 0 "^PONG$" -- hcli ping
 
+echo "# a hostlo in another network namespace (an init container's, a pod's) leaves the host side alone"
+ip netns add "$NS"
+expect "gc from another netns" 0 "^gc: " -- nsenter --net=/run/netns/$NS "$HOSTLO" gc
+expect "attach --connect from another netns: the gateway is not its own, nothing new steers" 0 "^attached $PARENT/$(cid b1) \(cgroup id [0-9]+\): --connect tcp:$RP=$GW$" -- \
+	nsenter --net=/run/netns/$NS "$HOSTLO" attach --container b1 --connect $RP
+check "the host programs stay attached to the host" "2 1" \
+	"$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(lookup_links)"
+expect "and a1 still reaches the host's Redis" 0 "^PONG$" -- rcli a1 127.0.0.1 ping
+"$HOSTLO" detach --container b1 >/dev/null
+
 echo "# an explicit address does not steer"
 expect "attach --connect PORT=ADDR" 0 "^attached $PARENT/$(cid a1) \(cgroup id [0-9]+\): --connect tcp:$RP=$GW$" -- "$HOSTLO" attach --container a1 --connect $RP=$GW
 expect "redis-cli: refused (the service is on loopback only)" 1 "refused" -- rcli a1 127.0.0.1 ping
@@ -95,8 +112,8 @@ check "and no port is left for steering" "[]" "$(bpftool -j map dump pinned "$HO
 echo "# detach and container removal leave no host-side entry"
 "$HOSTLO" attach --container b1 --connect $RP=$GW >/dev/null   # another attachment keeps the shared objects
 expect "attach a1 again (gateway)" 0 "host loopback: listening" -- "$HOSTLO" attach --container a1 --connect $RP
-check "host programs attached: sockops on the cgroup2 root, sk_lookup on the host netns" "2 1" \
-	"$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(bpftool cgroup show "$CG2" | grep -c hostlo_sockops)"
+check "host programs attached: sockops on the cgroup2 root, sk_lookup on the host netns" "2 1 1" \
+	"$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(bpftool cgroup show "$CG2" | grep -c hostlo_sockops) $(lookup_links)"
 expect "detach a1" 0 "^detached " -- "$HOSTLO" detach --container a1
 check "no host link, no steering port, no listener held" "0 [] 0" \
 	"$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/steerports" | jq -c .) $(bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/listeners" 2>/dev/null | grep -c '^key')"

@@ -89,7 +89,13 @@ rmdir "$CGT/gone1" "$CGT/gone2"
 (HOSTLO_CRASH_AT=gc:removed "$CRASH" gc >/dev/null 2>&1; exit $?) 2>/dev/null
 kills=$((kills + 1))
 check "SIGKILL during gc: the next command finishes it" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
-check "and leaves only $REL's links" $HOOKS "$(ls "$HOSTLO_BPFFS/hostlo/links" | wc -l)"
+check "and leaves only $REL's links" $HOOKS "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -vc '^host-')"
+"$HOSTLO" detach --all >/dev/null
+(HOSTLO_CRASH_AT=host:linked "$CRASH" attach --cgroup $REL --connect $HP >/dev/null 2>&1; exit $?) 2>/dev/null
+kills=$((kills + 1))
+check "SIGKILL between the two host-side links: half set up" 1 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+"$HOSTLO" list >/dev/null
+check "the next command (list) completes the host side" 2 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
 for step in upgrade:loaded upgrade:link upgrade:pinned; do
 	"$HOSTLO" detach --all >/dev/null
 	"$VARIANT" attach --cgroup $REL --connect $HP >/dev/null
@@ -114,13 +120,14 @@ check "the second waited for the first (it finished after it), both succeeded, t
 
 echo "# idempotence"
 "$HOSTLO" attach --cgroup $REL --connect $HP --bind 3000 >/dev/null
-before=$(bpftool -j link show | jq -c '[.[] | select(.type == "cgroup") | .id] | sort'; bpftool -j map show | jq -c '[.[] | select(.name == "hostlo_cg_rules") | .id]')
+rel_links() { bpftool -j link show | jq -c --argjson cg "$(stat -c %i "$CGT")" '[.[] | select(.type == "cgroup" and .cgroup_id == $cg) | .id] | sort'; }
+before=$(rel_links; bpftool -j map show | jq -c '[.[] | select(.name == "hostlo_cg_rules") | .id]')
 "$HOSTLO" attach --cgroup $REL --connect $HP --bind 3000 >/dev/null
-after=$(bpftool -j link show | jq -c '[.[] | select(.type == "cgroup") | .id] | sort'; bpftool -j map show | jq -c '[.[] | select(.name == "hostlo_cg_rules") | .id]')
+after=$(rel_links; bpftool -j map show | jq -c '[.[] | select(.name == "hostlo_cg_rules") | .id]')
 check "attach twice with the same rules: the same links and the same rules map (nothing changed)" "$before" "$after"
 "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HA >/dev/null
 expect "with other rules: swapped" 0 "^peer=127.0.0.1:$HP got=host-a$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
-check "and the links are the same ones" "$(head -1 <<<"$before")" "$(bpftool -j link show | jq -c '[.[] | select(.type == "cgroup") | .id] | sort')"
+check "and the links are the same ones" "$(head -1 <<<"$before")" "$(rel_links)"
 "$HOSTLO" detach --all >/dev/null
 
 echo "# $LOAD_CONNECTS connects from 8 clients while $SWAPS rule swaps and program upgrades happen"

@@ -191,6 +191,33 @@ static void test_ruleset_roundtrip(void **state)
 	free(v);
 }
 
+/* A steering rule keeps its interface through the kernel's entries; adjacent ports that steer and
+ * ports that do not never merge into one rule. */
+static void test_expand_collapse_steer(void **state)
+{
+	struct ruleset rs = { 0 }, back;
+	struct hostlo_rule_key k[3];
+	struct hostlo_rule_val v[3];
+	char err[ERRLEN];
+	struct rule r;
+
+	(void)state;
+	assert_int_equal(parse_connect("5432-5433=198.18.0.1", &r, err), 0);
+	r.host_ifindex = 7;
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(parse_connect("5434=198.18.0.1", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	ruleset_expand(&rs, k, v);
+	assert_int_equal(v[0].flags & HOSTLO_RULE_STEER, HOSTLO_RULE_STEER);
+	assert_int_equal(v[0].host_ifindex, 7);
+	assert_int_equal(v[2].flags & HOSTLO_RULE_STEER, 0);
+	assert_int_equal(ruleset_collapse(k, v, 3, &back, err), 0);
+	assert_int_equal(back.n, 2);
+	assert_int_equal(back.r[0].port_max, 5433);
+	assert_int_equal(back.r[0].host_ifindex, 7);
+	assert_int_equal(back.r[1].host_ifindex, 0);
+}
+
 /* A scratch directory standing in for /proc and a cgroup2 mount. */
 static char root[PATH_MAX];
 
@@ -439,6 +466,7 @@ int main(void)
 		cmocka_unit_test(test_container_cgroup),
 	};
 	const struct CMUnitTest tree[] = {
+		cmocka_unit_test(test_expand_collapse_steer),
 		cmocka_unit_test(test_mountinfo_hybrid),
 		cmocka_unit_test(test_mountinfo_pure_v2_and_escapes),
 		cmocka_unit_test(test_cgroup_from_path),
