@@ -261,6 +261,22 @@ static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx,
 	return to;
 }
 
+/*
+ * The host has a listener on 127.0.0.1 for the target port. Without one there is nothing to steer
+ * to, so the connection is not noted for the host at all (the usual case when the service listens
+ * on the gateway or 0.0.0.0): no flow entry, no close callback.
+ */
+static __always_inline int host_listener(__be16 port)
+{
+	struct hostlo_listener_key key = { .port = bpf_ntohs(port) };
+	struct bpf_sock *l = bpf_map_lookup_elem(&hostlo_listeners, &key);
+
+	if (!l)
+		return 0;
+	bpf_sk_release(l);
+	return 1;
+}
+
 /* Records what the app asked for, to show it again later. Failing here only loses that view. */
 static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to, __u8 orig,
 				     __u8 kind, __u64 attach_id, int connected)
@@ -279,7 +295,8 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hos
 	if (connected) {
 		s->peer = x;
 		/* hostlo_sockops turns this into a steerable flow once the source address is known */
-		s->steer_ifindex = kind == HOSTLO_KIND_CONNECT_TCP && (to->flags & HOSTLO_RULE_STEER) ? to->host_ifindex : 0;
+		s->steer_ifindex = kind == HOSTLO_KIND_CONNECT_TCP && (to->flags & HOSTLO_RULE_STEER) &&
+				   host_listener(x.target_port) ? to->host_ifindex : 0;
 		s->cgroup_id = bpf_get_current_cgroup_id();
 		return;
 	}

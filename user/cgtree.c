@@ -22,8 +22,8 @@ static int add(struct cgtree *t, uint64_t id, int level, const char *rel)
 		t->nodes = n;
 		t->cap = cap;
 	}
-	t->nodes[t->n].rel = strdup(rel);
-	if (!t->nodes[t->n].rel)
+	t->nodes[t->n].rel = rel ? strdup(rel) : NULL; /* NULL: known to be gone */
+	if (rel && !t->nodes[t->n].rel)
 		return -1;
 	t->nodes[t->n].id = id;
 	t->nodes[t->n].level = level;
@@ -82,6 +82,7 @@ int cgtree_load(struct cgtree *t, const char *mnt, char *err)
 	int fd;
 
 	memset(t, 0, sizeof(*t));
+	t->mount_fd = -1;
 	fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
 		if (fd >= 0)
@@ -96,11 +97,80 @@ int cgtree_load(struct cgtree *t, const char *mnt, char *err)
 	return 0;
 }
 
-const struct cgnode *cgtree_find(const struct cgtree *t, uint64_t id)
-{
-	struct cgnode key = { .id = id };
+#define FILEID_KERNFS 0xfe
 
-	return t->n ? bsearch(&key, t->nodes, t->n, sizeof(key), node_cmp) : NULL;
+/* The path of cgroup id below the mount, "/" for the root; 1 when it is gone, -1 when handles fail. */
+static int resolve(const struct cgtree *t, uint64_t id, char *rel, size_t len)
+{
+	struct {
+		struct file_handle fh;
+		uint64_t id;
+	} h = { .fh = { .handle_bytes = sizeof(uint64_t), .handle_type = FILEID_KERNFS } };
+	char proc[64], path[4096];
+	size_t ml = strlen(t->mnt);
+	ssize_t n;
+	int fd;
+
+	memcpy(h.fh.f_handle, &id, sizeof(id));
+	fd = open_by_handle_at(t->mount_fd, &h.fh, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ESTALE || errno == ENOENT ? 1 : -1;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, path, sizeof(path) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	path[n] = '\0';
+	/* outside this mount's view (a cgroup namespace's mount): not a path we can name */
+	if (strncmp(path, t->mnt, ml) != 0 || (path[ml] != '/' && path[ml] != '\0'))
+		return -1;
+	snprintf(rel, len, "%s", path[ml] ? path + ml : "/");
+	return 0;
+}
+
+static int level_of(const char *rel)
+{
+	int level = 0;
+
+	for (const char *p = rel; *p; p++)
+		level += *p == '/' && p[1];
+	return level;
+}
+
+int cgtree_open(struct cgtree *t, const char *mnt, char *err)
+{
+	char rel[4096];
+	struct stat st;
+
+	memset(t, 0, sizeof(*t));
+	t->mount_fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	t->mnt = strdup(mnt);
+	if (t->mount_fd < 0 || !t->mnt || fstat(t->mount_fd, &st) != 0 || resolve(t, st.st_ino, rel, sizeof(rel)) != 0) {
+		cgtree_free(t);
+		return cgtree_load(t, mnt, err);
+	}
+	return 0;
+}
+
+const struct cgnode *cgtree_find(struct cgtree *t, uint64_t id)
+{
+	struct cgnode key = { .id = id }, *n;
+	char rel[4096];
+	size_t i;
+	int r;
+
+	n = t->n ? bsearch(&key, t->nodes, t->n, sizeof(key), node_cmp) : NULL;
+	if (n || !t->mnt)
+		return n && n->rel ? n : NULL;
+	r = resolve(t, id, rel, sizeof(rel));
+	if (r < 0 || add(t, id, r ? 0 : level_of(rel), r ? NULL : rel))
+		return NULL;
+	/* keep the cache sorted: move the new node into place */
+	key = t->nodes[t->n - 1];
+	for (i = t->n - 1; i > 0 && t->nodes[i - 1].id > id; i--)
+		t->nodes[i] = t->nodes[i - 1];
+	t->nodes[i] = key;
+	return t->nodes[i].rel ? &t->nodes[i] : NULL;
 }
 
 void cgtree_free(struct cgtree *t)
@@ -108,5 +178,9 @@ void cgtree_free(struct cgtree *t)
 	for (size_t i = 0; i < t->n; i++)
 		free(t->nodes[i].rel);
 	free(t->nodes);
+	if (t->mnt && t->mount_fd >= 0) /* only lazy mode opened it: a zeroed tree has fd 0, not ours */
+		close(t->mount_fd);
+	free(t->mnt);
 	memset(t, 0, sizeof(*t));
+	t->mount_fd = -1;
 }

@@ -79,7 +79,7 @@ bool container_arg_valid(const char *arg)
 }
 
 /* The cgroup whose own name carries the ID: the container's cgroup, not one of its children. */
-static size_t find_by_prefix(const struct cgtree *t, const char *prefix, const struct cgnode **hits, size_t max)
+static size_t find_by_prefix(struct cgtree *t, const char *prefix, const struct cgnode **hits, size_t max)
 {
 	size_t n = 0, pl = strlen(prefix);
 
@@ -206,7 +206,7 @@ static int docker_inspect(const char *arg, char id[CONTAINER_ID_LEN + 1], char *
 	return 1;
 }
 
-int container_cgroup(const struct cgtree *t, const char *mnt, const char *arg, char *rel, size_t len, char *err)
+int container_cgroup(struct cgtree *t, const char *mnt, const char *arg, char *rel, size_t len, char *err)
 {
 	const struct cgnode *hits[6];
 	char id[CONTAINER_ID_LEN + 1], derr[ERRLEN] = "";

@@ -15,7 +15,7 @@ bool container_id_of(const char *rel, char id[CONTAINER_ID_LEN + 1]);
 
 /* Finds the cgroup of the container named by arg: a full ID, a Docker name, or a unique ID prefix.
  * Returns 0 and the cgroup's rel path, or -1 with a message (ambiguous prefixes list candidates). */
-int container_cgroup(const struct cgtree *t, const char *mnt, const char *arg, char *rel, size_t len, char *err);
+int container_cgroup(struct cgtree *t, const char *mnt, const char *arg, char *rel, size_t len, char *err);
 
 /* Docker names by container ID, from one /containers/json call; empty when Docker does not answer. */
 struct docker_names {

@@ -359,7 +359,7 @@ static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, s
 	char err[ERRLEN];
 	int n;
 
-	if (state_open(st, mode, err) || cgtree_load(tree, mnt, err) ||
+	if (state_open(st, mode, err) || cgtree_open(tree, mnt, err) ||
 	    (n = state_gc(st, tree, mode == OPEN_CREATE, removed != NULL, err)) < 0 ||
 	    state_host_sync(st, mnt, removed ? HOST_SYNC_FULL : n > 0 ? HOST_SYNC_CHANGED : HOST_SYNC_CHECK, err)) {
 		errorf("%s", err);
@@ -483,7 +483,11 @@ static int do_attach(int argc, char **argv)
 		       state_bpffs_path());
 		return EXIT_FAIL;
 	}
-	ret = open_and_gc(&st, OPEN_CREATE, mnt, &tree, NULL);
+	/* no gc of other cgroups here: attach stays fast with thousands attached (list, stats and gc do it) */
+	if (state_open(&st, OPEN_CREATE, err)) {
+		errorf("%s", err);
+		ret = EXIT_FAIL;
+	}
 	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, ruleset_steers(&o.rules) ? HOST_SYNC_FULL : HOST_SYNC_CHANGED, err))) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
@@ -562,7 +566,7 @@ static int do_detach(int argc, char **argv)
 	return ret;
 }
 
-static const char *name_of(const struct cgtree *tree, uint64_t id)
+static const char *name_of(struct cgtree *tree, uint64_t id)
 {
 	const struct cgnode *n = cgtree_find(tree, id);
 
@@ -648,7 +652,7 @@ static bool in_target(const struct stat_line *l, const struct cgroup *cg)
 }
 
 /* The counter rows, labelled and sorted, restricted to filter when given; caller frees. */
-static int stat_lines(struct state *st, const struct cgtree *tree, const struct cgroup *filter,
+static int stat_lines(struct state *st, struct cgtree *tree, const struct cgroup *filter,
 		      struct docker_names *dn, struct stat_line **out, size_t *m)
 {
 	struct stats_row *rows = NULL;

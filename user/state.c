@@ -870,7 +870,7 @@ out:
 }
 
 /* Drops the counter rows that match: of one attachment (attach_id), or of vanished cgroups. */
-static void drop_stats(struct state *st, uint64_t attach_id, const struct cgtree *tree)
+static void drop_stats(struct state *st, uint64_t attach_id, struct cgtree *tree)
 {
 	struct hostlo_stats_key *keys;
 	size_t n;
@@ -889,7 +889,7 @@ static void drop_stats(struct state *st, uint64_t attach_id, const struct cgtree
 }
 
 /* The level mask is a superset while detaching; recomputed here from the cgroups still attached. */
-static int recompute_config(struct state *st, const struct cgtree *tree, char *err)
+static int recompute_config(struct state *st, struct cgtree *tree, char *err)
 {
 	struct hostlo_config cfg;
 	uint64_t *ids;
@@ -912,7 +912,7 @@ static int recompute_config(struct state *st, const struct cgtree *tree, char *e
 }
 
 /* Links, then rules, then counters; the shared objects go with the last attachment. */
-static int detach_one(struct state *st, uint64_t id, const struct cgtree *tree, char *err)
+static int detach_one(struct state *st, uint64_t id, struct cgtree *tree, char *err)
 {
 	unpin_links(st, id);
 	crash_point("detach:unlinked");
@@ -928,7 +928,7 @@ static int detach_one(struct state *st, uint64_t id, const struct cgtree *tree, 
 	return 0;
 }
 
-int state_detach(struct state *st, uint64_t id, const struct cgtree *tree, char *err)
+int state_detach(struct state *st, uint64_t id, struct cgtree *tree, char *err)
 {
 	__u32 inner;
 
@@ -994,7 +994,7 @@ static bool fully_linked(const struct state *st, uint64_t id, const uint64_t *li
 	return pins == NR_HOOKS;
 }
 
-int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool thorough, char *err)
+int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorough, char *err)
 {
 	uint64_t *ids, *linked;
 	size_t n, nl;

@@ -48,12 +48,12 @@ void state_close(struct state *st);
 /* Sets cg's complete rule set: a new attachment, or an atomic swap of an existing one's rules. */
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err);
 /* 0 when detached, 1 when cg was not attached, -1 on error. */
-int state_detach(struct state *st, uint64_t id, const struct cgtree *tree, char *err);
+int state_detach(struct state *st, uint64_t id, struct cgtree *tree, char *err);
 void state_detach_all(struct state *st);
 /* Removes what belongs to cgroups that no longer exist and anything a crashed run left half-done;
  * thorough asks the kernel about every link rather than counting pins. Returns how many attachments
  * it removed, or -1. */
-int state_gc(struct state *st, const struct cgtree *tree, bool keep_empty, bool thorough, char *err);
+int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorough, char *err);
 
 /*
  * Host side: makes the kernel match the steering rules of every attachment: the ports, the host's

@@ -406,7 +406,7 @@ static uint64_t cgroupns_root_id(void)
 	return st.st_ino;
 }
 
-int cgroup_self(const struct sysenv *env, const char *mnt, const struct cgtree *tree, bool parent,
+int cgroup_self(const struct sysenv *env, const char *mnt, struct cgtree *tree, bool parent,
 		struct cgroup *cg, char *err)
 {
 	char path[PATH_MAX], rel[PATH_MAX] = "", full[PATH_MAX * 2 + 2];

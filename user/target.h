@@ -37,7 +37,7 @@ int loopback_listener(const struct sysenv *env, const char *cgpath, unsigned lo,
 struct cgtree;
 /* The cgroup hostlo runs in (or its parent): found in the host tree at mnt by the id of this
  * process's cgroup namespace root, so it works with a private cgroup namespace too. */
-int cgroup_self(const struct sysenv *env, const char *mnt, const struct cgtree *tree, bool parent,
+int cgroup_self(const struct sysenv *env, const char *mnt, struct cgtree *tree, bool parent,
 		struct cgroup *cg, char *err);
 /* Fills cg from an absolute path under mnt; rel is computed from mnt. */
 int cgroup_fill(const char *mnt, const char *path, struct cgroup *cg, char *err);
