@@ -12,7 +12,7 @@ VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"' $(USER_EXTRA)
-LDLIBS   := -lbpf -ljson-c -lelf -lz -lmicrohttpd
+LDLIBS   := -lbpf -ljson-c -lelf -lz   # libmicrohttpd: opened by serve (user/serve.c)
 STATIC_LIBS := -lbpf -ljson-c -lelf -lz
 BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
 
@@ -73,13 +73,14 @@ $(BUILD)/hostlo-static: $(BUILD)/main.o $(filter-out $(BUILD)/serve.o,$(USER_OBJ
 	$(Q)$(CC) $(CFLAGS) -static -s $^ $(STATIC_LIBS) -o $@
 
 # The node agent image (the DaemonSet's): the dynamic hostlo, with serve, and exactly the shared
-# libraries it loads, FROM scratch.
+# libraries it loads (libmicrohttpd, which serve opens itself, and its own), FROM scratch.
 AGENT_IMAGE ?= hostlo-agent:latest
 image-agent: $(BUILD)/hostlo
 	$(call msg,IMAGE,$(AGENT_IMAGE))
 	$(Q)rm -rf $(BUILD)/agent && mkdir -p $(BUILD)/agent/rootfs
 	$(Q)cp deploy/Dockerfile.agent $(BUILD)/agent/Dockerfile && cp $(BUILD)/hostlo $(BUILD)/agent/rootfs/hostlo
-	$(Q)ldd $(BUILD)/hostlo | grep -o '/[^ ]*' | xargs -I{} cp --parents -L {} $(BUILD)/agent/rootfs/
+	$(Q)mhd=$$(ldconfig -p | awk '/libmicrohttpd\.so\.12 / { print $$NF; exit }'); \
+	  { ldd $(BUILD)/hostlo; echo $$mhd; ldd $$mhd; } | grep -o '/[^ ]*' | sort -u | xargs -I{} cp --parents -L {} $(BUILD)/agent/rootfs/
 	$(Q)DOCKER_BUILDKIT=0 docker build -q -t $(AGENT_IMAGE) $(BUILD)/agent >$(BUILD)/agent/build.log 2>&1 || \
 	  { cat $(BUILD)/agent/build.log; exit 1; }
 

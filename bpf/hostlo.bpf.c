@@ -18,22 +18,23 @@
 
 #define LOOPBACK4 0x7f000001 /* 127.0.0.1, host order */
 
-/* Template for the per-cgroup rule maps that user space creates, sized to their rule count. */
-struct rules_inner {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	/* sizes, not BTF types: clang emits types this deep as forward declarations only */
-	__uint(key_size, sizeof(struct hostlo_rule_key));
-	__uint(value_size, sizeof(struct hostlo_rule_val));
-};
-
-/* attached cgroup id -> its rules; swapping the inner map replaces a rule set atomically. */
+/* Every attached cgroup's rules (see struct hostlo_rule_key); filled and emptied by the loader. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, HOSTLO_MAX_CGROUPS);
-	__type(key, __u64);
-	__array(values, struct rules_inner);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HOSTLO_MAX_ALL_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct hostlo_rule_key);
+	__type(value, struct hostlo_rule_val);
 } hostlo_rules SEC(".maps");
+
+/* attached cgroup id -> the live generation of its rules (struct hostlo_attached). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HOSTLO_MAX_CGROUPS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct hostlo_attached);
+} hostlo_attached SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -99,12 +100,13 @@ struct {
 } hostlo_drops SEC(".maps");
 
 /*
- * The programs are attached to many cgroups at once, so they find their rules from the caller:
- * the nearest ancestor (or the caller's own cgroup) that has a rule set. Only levels that hold an
- * attachment are probed, deepest first, so the usual case is one lookup.
+ * The programs are attached to many cgroups at once, so they find their rules from the caller: the
+ * nearest ancestor (or the caller's own cgroup) that is attached, and its rule for this port. Only
+ * levels that hold an attachment are probed, deepest first, so the usual case is two lookups.
  */
-static __always_inline void *find_rules(__u64 *attach_id)
+static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_port, __u64 *attach_id)
 {
+	struct hostlo_rule_key key = { .port = bpf_ntohs((__u16)user_port), .kind = kind };
 	__u32 zero = 0;
 	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
 
@@ -122,23 +124,15 @@ static __always_inline void *find_rules(__u64 *attach_id)
 		__u64 id = bpf_get_current_ancestor_cgroup_id(level);
 		if (!id)
 			continue;
-		void *rules = bpf_map_lookup_elem(&hostlo_rules, &id);
-		if (rules) {
+		struct hostlo_attached *a = bpf_map_lookup_elem(&hostlo_attached, &id);
+		if (a) {
 			*attach_id = id;
-			return rules;
+			key.attach_id = id;
+			key.gen = a->gen;
+			return bpf_map_lookup_elem(&hostlo_rules, &key);
 		}
 	}
 	return NULL;
-}
-
-static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_port, __u64 *attach_id)
-{
-	struct hostlo_rule_key key = { .port = bpf_ntohs((__u16)user_port), .kind = kind };
-	void *rules = find_rules(attach_id);
-
-	if (!rules)
-		return NULL;
-	return bpf_map_lookup_elem(rules, &key);
 }
 
 /* Per-CPU rows, but a task can be preempted mid-update on a preemptible kernel: add atomically. */

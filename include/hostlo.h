@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 5
+#define HOSTLO_ABI_VERSION 6
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -13,6 +13,8 @@
 #define HOSTLO_MAX_CGROUPS 16384         /* attached cgroups */
 #define HOSTLO_MAX_LEAVES 65536          /* counter rows (caller's leaf cgroup x attached cgroup) */
 #define HOSTLO_MAX_RULE_ENTRIES 196608   /* per attached cgroup: every port of every kind */
+#define HOSTLO_MAX_ALL_RULES 262144      /* rule entries of all attached cgroups together (a read of
+                                            them all scans this many buckets: keep it modest) */
 #define HOSTLO_MAX_FLOWS 65536           /* steered connections alive at once (host side) */
 #define HOSTLO_MAX_LISTENERS 4096        /* host loopback listeners held for steering */
 
@@ -27,11 +29,29 @@ enum hostlo_kind {
 #define HOSTLO_RULE_ALWAYS 0x1           /* redirect even when the caller's netns has a local listener */
 #define HOSTLO_RULE_STEER 0x2            /* TCP to the gateway: the host may hand it to its loopback listener */
 
-/* Inner rules map key: one entry per port (ranges are expanded, so a lookup is one hash probe). */
+/*
+ * hostlo_rules key: one entry per port of an attached cgroup (ranges are expanded, so a lookup is one
+ * hash probe). Every rule set written gets a new generation; hostlo_attached names the live one. A new
+ * rule set is written under its own generation and made live by one update of hostlo_attached, so a
+ * concurrent call sees the old rules or the new ones, whole. Entries of other generations are never
+ * read; a later hostlo command removes them.
+ */
 struct hostlo_rule_key {
+	__u64 attach_id;                 /* the attached cgroup's id */
+	__u32 gen;                       /* the rule set's generation */
 	__u16 port;                      /* host order */
 	__u8 kind;                       /* enum hostlo_kind */
 	__u8 pad;                        /* zero */
+};
+
+/* hostlo_attached value, keyed by the attached cgroup's id. */
+struct hostlo_attached {
+	__u32 gen;                       /* the live generation of its rules */
+	__u32 entries;                   /* its entries */
+	__u32 stale_gen;                 /* the generation it replaced, not yet removed (with stale > 0) */
+	__u32 stale;                     /* that generation's entries */
+	__u8 level;                      /* its depth in the cgroup2 tree */
+	__u8 pad[7];
 };
 
 struct hostlo_rule_val {
@@ -124,7 +144,7 @@ struct hostlo_config {
 	__u32 abi_version;               /* HOSTLO_ABI_VERSION of the loader that created the maps */
 	__u64 prog_build;                /* hash of the BPF object whose programs are pinned and linked */
 	__u32 tracers;                   /* running `hostlo trace`s: events are made only while it is > 0 */
-	__u32 pad;
+	__u32 last_gen;                  /* the last rule-set generation handed out */
 	__u64 host_netns_cookie;         /* the host's network namespace: only its listeners are steered to */
 };
 

@@ -79,7 +79,8 @@ static const char usage_text[] =
 "programs and rules are pinned in bpffs (/sys/fs/bpf/hostlo, or $HOSTLO_BPFFS/hostlo) and stay\n"
 "after hostlo exits; they cover the cgroup and every cgroup below it. stats has one row per\n"
 "calling process's own cgroup (one per container when attached at their parent). Every\n"
-"command first removes the attachments of cgroups that no longer exist; gc does only that.\n"
+"command but attach (kept fast with thousands attached) first removes the attachments of\n"
+"cgroups that no longer exist; gc does only that.\n"
 "trace prints each rewrite as it happens (time, container, pid, command, what became what)\n"
 "until Ctrl-C, then how many events were dropped; the programs make no event otherwise.\n"
 "serve answers /metrics (what stats --prometheus prints, after a gc) and /healthz over HTTP.\n"
@@ -239,7 +240,7 @@ static int kernel_supported(void)
 		return 1; /* cannot tell: let the kernel answer */
 	if (major > MIN_KERNEL_MAJOR || (major == MIN_KERNEL_MAJOR && minor >= MIN_KERNEL_MINOR))
 		return 1;
-	errorf("kernel %s: too old, hostlo needs Linux %d.%d or newer (cgroup bpf_link, sized inner maps)",
+	errorf("kernel %s: too old, hostlo needs Linux %d.%d or newer (cgroup bpf_link, getpeername and recvmsg hooks, batched map access)",
 	       u.release, MIN_KERNEL_MAJOR, MIN_KERNEL_MINOR);
 	return 0;
 }
@@ -493,9 +494,9 @@ static int do_attach(int argc, char **argv)
 		ret = EXIT_FAIL;
 	}
 	if (!ret) {
-		/* as the kernel now has them: a steering rule shows whether the host's listener was found */
-		if (state_rules(&st, cg.id, &a.rules, err) == 0)
-			ruleset_text(&a.rules, rules, sizeof(rules));
+		/* a steering rule shows whether the host's listener was found */
+		state_listening(&st, &a.rules);
+		ruleset_text(&a.rules, rules, sizeof(rules));
 		warn_existing_listeners(&o.rules, &cg);
 		if (o.json) {
 			json_object *j = attachment_json(&a);

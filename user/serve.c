@@ -22,9 +22,47 @@ int serve_run(const struct sockaddr_in *at, serve_render_fn render, void *ctx)
 	return EXIT_FAIL;
 }
 #else
+#include <dlfcn.h>
 #include <microhttpd.h>
 
 #define MAX_CONNECTIONS 16
+
+/*
+ * libmicrohttpd is opened here, not linked: it brings GnuTLS and a dozen libraries whose loading
+ * and constructors cost every hostlo command about 3 ms at start, and only serve needs them.
+ */
+#define LIBMICROHTTPD "libmicrohttpd.so.12"
+static struct {
+	struct MHD_Daemon *(*start_daemon)(unsigned, uint16_t, MHD_AcceptPolicyCallback, void *,
+					   MHD_AccessHandlerCallback, void *, ...);
+	void (*stop_daemon)(struct MHD_Daemon *);
+	struct MHD_Response *(*create_response_from_buffer)(size_t, void *, enum MHD_ResponseMemoryMode);
+	enum MHD_Result (*add_response_header)(struct MHD_Response *, const char *, const char *);
+	enum MHD_Result (*queue_response)(struct MHD_Connection *, unsigned, struct MHD_Response *);
+	void (*destroy_response)(struct MHD_Response *);
+} mhd;
+
+static int load_mhd(void)
+{
+	void *h = dlopen(LIBMICROHTTPD, RTLD_NOW | RTLD_LOCAL);
+
+	if (!h) {
+		errorf("serve: cannot load %s: %s (Debian: apt install libmicrohttpd12)", LIBMICROHTTPD, dlerror());
+		return -1;
+	}
+	*(void **)&mhd.start_daemon = dlsym(h, "MHD_start_daemon");
+	*(void **)&mhd.stop_daemon = dlsym(h, "MHD_stop_daemon");
+	*(void **)&mhd.create_response_from_buffer = dlsym(h, "MHD_create_response_from_buffer");
+	*(void **)&mhd.add_response_header = dlsym(h, "MHD_add_response_header");
+	*(void **)&mhd.queue_response = dlsym(h, "MHD_queue_response");
+	*(void **)&mhd.destroy_response = dlsym(h, "MHD_destroy_response");
+	if (!mhd.start_daemon || !mhd.stop_daemon || !mhd.create_response_from_buffer || !mhd.add_response_header ||
+	    !mhd.queue_response || !mhd.destroy_response) {
+		errorf("serve: %s lacks a function hostlo uses: %s", LIBMICROHTTPD, dlerror());
+		return -1;
+	}
+	return 0;
+}
 #define CONNECTION_TIMEOUT_S 10
 
 struct server {
@@ -35,14 +73,14 @@ struct server {
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type, char *body, size_t len,
 			     enum MHD_ResponseMemoryMode mode)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+	struct MHD_Response *r = mhd.create_response_from_buffer(len, body, mode);
 	enum MHD_Result ret;
 
 	if (!r)
 		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	ret = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
+	mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	ret = mhd.queue_response(c, status, r);
+	mhd.destroy_response(r);
 	return ret;
 }
 
@@ -79,6 +117,8 @@ int serve_run(const struct sockaddr_in *at, serve_render_fn render, void *ctx)
 	int one = 1, fd, sig;
 	sigset_t stop;
 
+	if (load_mhd())
+		return EXIT_FAIL;
 	inet_ntop(AF_INET, &at->sin_addr, where, sizeof(where));
 	snprintf(where + strlen(where), sizeof(where) - strlen(where), ":%u", ntohs(at->sin_port));
 	/* our own listening socket, so a busy port is reported plainly */
@@ -95,7 +135,7 @@ int serve_run(const struct sockaddr_in *at, serve_render_fn render, void *ctx)
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
-	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &s,
+	d = mhd.start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, handle, &s,
 			     MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
 			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S, MHD_OPTION_END);
 	if (!d) {
@@ -105,7 +145,7 @@ int serve_run(const struct sockaddr_in *at, serve_render_fn render, void *ctx)
 	}
 	fprintf(stderr, "hostlo: serving http://%s/metrics and /healthz (SIGTERM or Ctrl-C to stop)\n", where);
 	sigwait(&stop, &sig);
-	MHD_stop_daemon(d);
+	mhd.stop_daemon(d);
 	close(fd);
 	fprintf(stderr, "hostlo: serve: stopped (%s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	return EXIT_OK;

@@ -36,9 +36,9 @@ static const enum bpf_attach_type hook_types[NR_HOOKS] = {
 };
 static const char *const host_hook_names[NR_HOST_HOOKS] = { "sockops", "lookup" };
 static const enum bpf_attach_type host_hook_types[NR_HOST_HOOKS] = { BPF_CGROUP_SOCK_OPS, BPF_SK_LOOKUP };
-#define NR_MAPS 9
+#define NR_MAPS 10
 static const char *const map_names[NR_MAPS] = { "rules", "stats", "config", "socks", "events", "drops",
-						"flows", "listeners", "steerports" };
+						"flows", "listeners", "steerports", "attached" };
 #define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
 #define LOCK_WAIT_S 30
 
@@ -66,7 +66,7 @@ static void skel_parts(struct hostlo_bpf *skel, struct bpf_map **maps, struct bp
 	struct bpf_map *m[NR_MAPS] = {
 		skel->maps.hostlo_rules, skel->maps.hostlo_stats, skel->maps.hostlo_config, skel->maps.hostlo_socks,
 		skel->maps.hostlo_events, skel->maps.hostlo_drops, skel->maps.hostlo_flows,
-		skel->maps.hostlo_listeners, skel->maps.hostlo_steer_ports,
+		skel->maps.hostlo_listeners, skel->maps.hostlo_steer_ports, skel->maps.hostlo_attached,
 	};
 	struct bpf_program *p[NR_HOOKS] = {
 		skel->progs.hostlo_connect4, skel->progs.hostlo_connect6,
@@ -107,7 +107,7 @@ static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap
 static int *map_fd(struct state *st, int i)
 {
 	int *fds[NR_MAPS] = { &st->rules_fd, &st->stats_fd, &st->config_fd, &st->socks_fd, &st->events_fd,
-			      &st->drops_fd, &st->flows_fd, &st->listeners_fd, &st->ports_fd };
+			      &st->drops_fd, &st->flows_fd, &st->listeners_fd, &st->ports_fd, &st->attached_fd };
 
 	return fds[i];
 }
@@ -129,6 +129,12 @@ static void close_fds(struct state *st)
 			close(st->host_prog_fd[i]);
 		st->host_prog_fd[i] = -1;
 	}
+	free(st->dump_keys);
+	free(st->dump_vals);
+	st->dump_keys = NULL;
+	st->dump_vals = NULL;
+	st->dump_n = 0;
+	st->dump_valid = false;
 	st->present = false;
 }
 
@@ -625,30 +631,71 @@ static int write_config(struct state *st, const struct hostlo_config *cfg, char 
 	return 0;
 }
 
+/*
+ * Every entry of a hash map, in batches of thousands (a syscall each, not two per entry). vsize is
+ * the value size as user space sees it (times the CPUs for a per-CPU map). Caller frees both.
+ */
+static int dump_map(int fd, size_t ksize, size_t vsize, void **keys, void **vals, size_t *n, char *err)
+{
+	size_t cap = 0;
+	__u32 token;
+	bool first = true;
+
+	*keys = *vals = NULL;
+	*n = 0;
+	for (;;) {
+		if (cap - *n < 1024) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			void *k = realloc(*keys, ncap * ksize), *v = k ? realloc(*vals, ncap * vsize) : NULL;
+
+			if (k)
+				*keys = k;
+			if (!k || !v)
+				goto nomem;
+			*vals = v;
+			cap = ncap;
+		}
+		__u32 count = (__u32)(cap - *n);
+		int r = bpf_map_lookup_batch(fd, first ? NULL : &token, &token, (char *)*keys + *n * ksize,
+					     (char *)*vals + *n * vsize, &count, NULL);
+
+		*n += count; /* valid even with ENOENT: the last batch */
+		first = false;
+		if (r < 0 && errno == ENOENT)
+			return 0;
+		if (r < 0) {
+			int e = errno;
+
+			free(*keys);
+			free(*vals);
+			*keys = *vals = NULL;
+			*n = 0;
+			return seterr(err, "read map: %s", strerror(e));
+		}
+	}
+nomem:
+	free(*keys);
+	free(*vals);
+	*keys = *vals = NULL;
+	*n = 0;
+	return seterr(err, "out of memory");
+}
+
 static int collect_keys(int fd, size_t key_size, void **keys, size_t *n, char *err)
 {
-	char cur[64], next[64];
-	void *prev = NULL;
-	size_t cap = 0;
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+	size_t vsize;
+	void *vals;
 
-	*keys = NULL;
-	*n = 0;
-	while (bpf_map_get_next_key(fd, prev, next) == 0) {
-		if (*n == cap) {
-			void *k = realloc(*keys, (cap = cap ? cap * 2 : 64) * key_size);
-
-			if (!k) {
-				free(*keys);
-				*keys = NULL;
-				return seterr(err, "out of memory");
-			}
-			*keys = k;
-		}
-		memcpy((char *)*keys + *n * key_size, next, key_size);
-		(*n)++;
-		memcpy(cur, next, key_size);
-		prev = cur;
-	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
+		return seterr(err, "map info: %s", strerror(errno));
+	vsize = info.value_size;
+	if (info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH)
+		vsize = ((vsize + 7) & ~(size_t)7) * (size_t)libbpf_num_possible_cpus();
+	if (dump_map(fd, key_size, vsize, keys, &vals, n, err))
+		return -1;
+	free(vals);
 	return 0;
 }
 
@@ -659,19 +706,76 @@ static int u64_cmp(const void *a, const void *b)
 	return *x < *y ? -1 : *x > *y;
 }
 
+/* hostlo_attached as read in one batch: ids sorted, vals in the same order. Caller frees both. */
+struct attached_table {
+	uint64_t *ids;
+	struct hostlo_attached *vals;
+	size_t n;
+};
+
+static void attached_free(struct attached_table *t)
+{
+	free(t->ids);
+	free(t->vals);
+	memset(t, 0, sizeof(*t));
+}
+
+struct attached_pair {
+	uint64_t id;
+	struct hostlo_attached a;
+};
+
+static int pair_cmp(const void *a, const void *b)
+{
+	return u64_cmp(&((const struct attached_pair *)a)->id, &((const struct attached_pair *)b)->id);
+}
+
+static int attached_load(struct state *st, struct attached_table *t, char *err)
+{
+	struct attached_pair *pairs;
+	void *k, *v;
+
+	memset(t, 0, sizeof(*t));
+	if (!st->present)
+		return 0;
+	if (dump_map(st->attached_fd, sizeof(uint64_t), sizeof(struct hostlo_attached), &k, &v, &t->n, err))
+		return -1;
+	t->ids = k;
+	t->vals = v;
+	pairs = malloc((t->n ? t->n : 1) * sizeof(*pairs));
+	if (!pairs) {
+		attached_free(t);
+		return seterr(err, "out of memory");
+	}
+	for (size_t i = 0; i < t->n; i++)
+		pairs[i] = (struct attached_pair){ t->ids[i], t->vals[i] };
+	qsort(pairs, t->n, sizeof(*pairs), pair_cmp);
+	for (size_t i = 0; i < t->n; i++) {
+		t->ids[i] = pairs[i].id;
+		t->vals[i] = pairs[i].a;
+	}
+	free(pairs);
+	return 0;
+}
+
+static const struct hostlo_attached *attached_find(const struct attached_table *t, uint64_t id)
+{
+	uint64_t *hit = t->n ? bsearch(&id, t->ids, t->n, sizeof(id), u64_cmp) : NULL;
+
+	return hit ? &t->vals[hit - t->ids] : NULL;
+}
+
 int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err)
 {
-	void *keys;
+	struct attached_table t;
 
 	*ids = NULL;
 	*n = 0;
-	if (!st->present)
-		return 0;
-	if (collect_keys(st->rules_fd, sizeof(uint64_t), &keys, n, err))
+	if (attached_load(st, &t, err))
 		return -1;
-	*ids = keys;
-	if (*n)
-		qsort(*ids, *n, sizeof(**ids), u64_cmp);
+	*ids = t.ids;
+	*n = t.n;
+	free(t.vals);
 	return 0;
 }
 
@@ -687,128 +791,166 @@ static size_t count_attached(struct state *st)
 	return n;
 }
 
-/* Builds a rules map sized to exactly its entries (a small rule set costs little kernel memory). */
-static int make_rules_map(const struct ruleset *rs, char *err)
+/* Every rule entry of every attached cgroup, read in batches; kept until this process changes them. */
+static int rules_dump(struct state *st, char *err)
 {
-	size_t n = ruleset_entries(rs);
-	struct hostlo_rule_key *keys = calloc(n ? n : 1, sizeof(*keys));
-	struct hostlo_rule_val *vals = calloc(n ? n : 1, sizeof(*vals));
-	__u32 count = (__u32)n;
-	int fd = -1;
+	void *k, *v;
 
-	if (!keys || !vals) {
-		seterr(err, "rules: out of memory");
-		goto out;
+	if (st->dump_valid)
+		return 0;
+	free(st->dump_keys);
+	free(st->dump_vals);
+	st->dump_keys = NULL;
+	st->dump_vals = NULL;
+	if (dump_map(st->rules_fd, sizeof(*st->dump_keys), sizeof(*st->dump_vals), &k, &v, &st->dump_n, err))
+		return -1;
+	st->dump_keys = k;
+	st->dump_vals = v;
+	st->dump_valid = true;
+	return 0;
+}
+
+/* Removes the entries of cgroup id of generation gen (0: every generation). */
+static int delete_entries(struct state *st, uint64_t id, __u32 gen, char *err)
+{
+	if (rules_dump(st, err))
+		return -1;
+	for (size_t i = 0; i < st->dump_n; i++) {
+		const struct hostlo_rule_key *k = &st->dump_keys[i];
+
+		if (k->attach_id == id && (!gen || k->gen == gen) &&
+		    bpf_map_delete_elem(st->rules_fd, k) != 0 && errno != ENOENT)
+			return seterr(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
 	}
-	if (n > HOSTLO_MAX_RULE_ENTRIES) {
-		seterr(err, "rules: %zu ports in all, at most %d", n, HOSTLO_MAX_RULE_ENTRIES);
-		goto out;
+	st->dump_valid = false;
+	return 0;
+}
+
+/* The rule set as map entries of cgroup id, generation gen; caller frees *keys and *vals. */
+static int expand_entries(const struct ruleset *rs, uint64_t id, __u32 gen, struct hostlo_rule_key **keys,
+			  struct hostlo_rule_val **vals, size_t *n, char *err)
+{
+	*n = ruleset_entries(rs);
+	if (*n > HOSTLO_MAX_RULE_ENTRIES)
+		return seterr(err, "rules: %zu ports in all, at most %d", *n, HOSTLO_MAX_RULE_ENTRIES);
+	*keys = calloc(*n ? *n : 1, sizeof(**keys));
+	*vals = calloc(*n ? *n : 1, sizeof(**vals));
+	if (!*keys || !*vals) {
+		free(*keys);
+		free(*vals);
+		return seterr(err, "rules: out of memory");
 	}
-	fd = bpf_map_create(BPF_MAP_TYPE_HASH, "hostlo_cg_rules", sizeof(*keys), sizeof(*vals),
-			    n ? (__u32)n : 1, NULL);
-	if (fd < 0) {
-		seterr(err, "create rules map: %s", strerror(errno));
-		goto out;
+	ruleset_expand(rs, *keys, *vals);
+	for (size_t i = 0; i < *n; i++) {
+		(*keys)[i].attach_id = id;
+		(*keys)[i].gen = gen;
 	}
-	ruleset_expand(rs, keys, vals);
-	if (n && bpf_map_update_batch(fd, keys, vals, &count, NULL) != 0) {
-		seterr(err, "fill rules map: %s", strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-out:
+	return 0;
+}
+
+static int write_entries(struct state *st, const struct ruleset *rs, uint64_t id, __u32 gen, char *err)
+{
+	struct hostlo_rule_key *keys;
+	struct hostlo_rule_val *vals;
+	size_t n;
+	int ret = 0;
+
+	if (expand_entries(rs, id, gen, &keys, &vals, &n, err))
+		return -1;
+	__u32 count = (__u32)n;
+
+	st->dump_valid = false;
+	if (n && bpf_map_update_batch(st->rules_fd, keys, vals, &count, NULL) != 0)
+		ret = seterr(err, "set rules: %s%s", strerror(errno),
+			     errno == E2BIG ? " (too many rule entries over all attached cgroups)" : "");
 	free(keys);
 	free(vals);
-	return fd;
+	return ret;
 }
 
-static bool same_rules(const struct ruleset *a, const struct ruleset *b)
-{
-	char x[160], y[160];
-
-	if (a->n != b->n)
-		return false;
-	for (int i = 0; i < a->n; i++) {
-		if (a->r[i].host_ifindex != b->r[i].host_ifindex)
-			return false;
-		rule_format(&a->r[i], x, sizeof(x));
-		rule_format(&b->r[i], y, sizeof(y));
-		if (strcmp(x, y) != 0)
-			return false;
-	}
-	return true;
-}
-
-/* Attaching again with the same rules changes nothing in the kernel, not even a map's id. */
+/* Attaching again with the same rules changes nothing in the kernel, not even a generation. */
 static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 {
-	struct ruleset *now = malloc(sizeof(*now)), *want = malloc(sizeof(*want));
-	size_t n = ruleset_entries(rs);
-	struct hostlo_rule_key *k = calloc(n ? n : 1, sizeof(*k));
-	struct hostlo_rule_val *v = calloc(n ? n : 1, sizeof(*v));
+	struct hostlo_rule_key *keys = NULL;
+	struct hostlo_rule_val *vals = NULL, now;
+	struct hostlo_attached a;
 	char err[ERRLEN];
-	bool same = false;
+	size_t n;
+	bool same;
 
-	if (now && want && k && v && state_rules(st, id, now, err) == 0) {
-		ruleset_expand(rs, k, v); /* the canonical form of what was asked: merged as the kernel's */
-		same = ruleset_collapse(k, v, n, want, err) == 0 && same_rules(now, want);
-		for (int h = 0; same && h < NR_HOOKS; h++) {
-			__u32 prog_id;
-			int fd = live_link(st, id, h, &prog_id);
+	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0 || expand_entries(rs, id, a.gen, &keys, &vals, &n, err))
+		return false;
+	same = a.entries == n;
+	for (size_t i = 0; same && i < n; i++)
+		same = bpf_map_lookup_elem(st->rules_fd, &keys[i], &now) == 0 && memcmp(&now, &vals[i], sizeof(now)) == 0;
+	for (int h = 0; same && h < NR_HOOKS; h++) {
+		__u32 prog_id;
+		int fd = live_link(st, id, h, &prog_id);
 
-			same = fd >= 0 && prog_id == fd_prog_id(st->prog_fd[h]);
-			if (fd >= 0)
-				close(fd);
-		}
+		same = fd >= 0 && prog_id == fd_prog_id(st->prog_fd[h]);
+		if (fd >= 0)
+			close(fd);
 	}
-	free(now);
-	free(want);
-	free(k);
-	free(v);
+	free(keys);
+	free(vals);
 	return same;
 }
 
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
 {
 	struct hostlo_config cfg, saved_cfg;
-	bool created[NR_HOOKS] = { false };
-	int rules_fd, cg_fd = -1, old_rules_fd = -1, ret = -1;
+	struct hostlo_attached cur, next = { .level = (__u8)cg->level, .entries = (__u32)ruleset_entries(rs) };
+	bool created[NR_HOOKS] = { false }, was;
+	int cg_fd = -1, ret = -1;
 	__u64 id = cg->id;
-	__u32 old_inner_id;
 	char p[PATH_MAX], scratch[ERRLEN];
 
 	if (cg->level < 1 || cg->level > HOSTLO_MAX_LEVEL)
 		return seterr(err, "cgroup %s: cannot attach at level %d (1-%d)", cg->rel, cg->level, HOSTLO_MAX_LEVEL);
 	if (unchanged(st, cg->id, rs))
 		return 0; /* the same rules, fully linked to the current programs: nothing to do */
-	rules_fd = make_rules_map(rs, err);
-	if (rules_fd < 0)
+	if (read_config(st, &cfg, err))
 		return -1;
+	/* a generation never handed out before (kept even if this attach fails): entries a crashed
+	 * attach left behind can never become live */
+	next.gen = ++cfg.last_gen ? cfg.last_gen : ++cfg.last_gen;
+	if (write_config(st, &cfg, err))
+		return -1;
+	saved_cfg = cfg;
+	was = bpf_map_lookup_elem(st->attached_fd, &id, &cur) == 0;
+	if (was) {
+		/* the live generation becomes stale; one that is stale already goes now (a second swap
+		 * before any gc: it stopped being live in an earlier run, no program still reads it) */
+		if (cur.stale) {
+			if (delete_entries(st, id, cur.stale_gen, err))
+				goto restore;
+			cur.stale = 0; /* what a failed attach puts back */
+		}
+		next.stale_gen = cur.gen;
+		next.stale = cur.entries;
+	}
+	if (write_entries(st, rs, id, next.gen, err))
+		goto restore;
 	crash_point("attach:rules-map");
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0) {
 		seterr(err, "cgroup %s: %s", cg->rel, strerror(errno));
-		goto out;
+		goto restore;
 	}
-	/* keep the previous rules, to put them back if this attach fails half-way */
-	if (bpf_map_lookup_elem(st->rules_fd, &id, &old_inner_id) == 0)
-		old_rules_fd = bpf_map_get_fd_by_id(old_inner_id);
-	if (read_config(st, &cfg, err))
-		goto out;
-	saved_cfg = cfg;
 
-	/* rules before programs: a program never runs for this cgroup without its rules */
-	if (bpf_map_update_elem(st->rules_fd, &id, &rules_fd, BPF_ANY) != 0) {
+	/* rules before programs: a program never runs for this cgroup without its rules; this one
+	 * update makes the new generation live, so a concurrent call sees the old rules or the new, whole */
+	if (bpf_map_update_elem(st->attached_fd, &id, &next, BPF_ANY) != 0) {
 		seterr(err, "set rules of %s: %s%s", cg->rel, strerror(errno),
 		     errno == E2BIG ? " (too many attached cgroups)" : "");
-		goto out;
+		goto restore;
 	}
 	crash_point("attach:rules-set");
 	cfg.level_mask |= 1ULL << cg->level;
 	if ((__u32)cg->level > cfg.max_level)
 		cfg.max_level = (__u32)cg->level;
 	if (write_config(st, &cfg, err))
-		goto restore;
+		goto restore_config;
 	crash_point("attach:config");
 
 	for (int h = 0; h < NR_HOOKS; h++) {
@@ -820,7 +962,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 			if (prog_id != fd_prog_id(st->prog_fd[h]) && bpf_link_update(link, st->prog_fd[h], NULL) != 0) {
 				seterr(err, "update %s of %s: %s", hook_names[h], cg->rel, strerror(errno));
 				close(link);
-				goto restore;
+				goto restore_config;
 			}
 			close(link);
 			continue;
@@ -831,13 +973,13 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		if (link < 0) {
 			seterr(err, "attach %s to %s: %s%s", hook_names[h], cg->rel, strerror(errno),
 			     errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
-			goto restore;
+			goto restore_config;
 		}
 		/* an unpinned link dies with this process, so a crash here leaves nothing attached */
 		if (bpf_obj_pin(link, p) != 0) {
 			seterr(err, "pin %s: %s", p, strerror(errno));
 			close(link);
-			goto restore;
+			goto restore_config;
 		}
 		created[h] = true;
 		close(link);
@@ -846,6 +988,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 	ret = 0;
 	goto out;
 
+restore_config:
 restore:
 	for (int h = 0; h < NR_HOOKS; h++) {
 		if (created[h]) {
@@ -853,19 +996,18 @@ restore:
 			unlink(p);
 		}
 	}
-	if (old_rules_fd >= 0)
-		bpf_map_update_elem(st->rules_fd, &id, &old_rules_fd, BPF_ANY);
-	else
-		bpf_map_delete_elem(st->rules_fd, &id);
-	write_config(st, &saved_cfg, scratch); /* the first failure is the one to report */
+	if (was) {
+		bpf_map_update_elem(st->attached_fd, &id, &cur, BPF_ANY);
+	} else {
+		bpf_map_delete_elem(st->attached_fd, &id);
+	}
+	delete_entries(st, id, next.gen, scratch);
+	write_config(st, &saved_cfg, scratch);
 out:
 	if (ret && !count_attached(st))
 		teardown(st); /* nothing else uses the shared objects: leave nothing new pinned */
-	if (old_rules_fd >= 0)
-		close(old_rules_fd);
 	if (cg_fd >= 0)
 		close(cg_fd);
-	close(rules_fd);
 	return ret;
 }
 
@@ -876,38 +1018,42 @@ static void drop_stats(struct state *st, uint64_t attach_id, struct cgtree *tree
 	size_t n;
 	char err[ERRLEN];
 
-	if (collect_keys(st->stats_fd, sizeof(*keys), (void **)&keys, &n, err))
+	struct attached_table t;
+
+	if (attached_load(st, &t, err))
 		return;
+	if (collect_keys(st->stats_fd, sizeof(*keys), (void **)&keys, &n, err)) {
+		attached_free(&t);
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		bool drop = attach_id ? keys[i].attach_id == attach_id :
-			    !cgtree_find(tree, keys[i].cgroup_id) || bpf_map_lookup_elem(st->rules_fd,
-			    &keys[i].attach_id, &(__u32){ 0 }) != 0;
+			    !attached_find(&t, keys[i].attach_id) || !cgtree_find(tree, keys[i].cgroup_id);
 		if (drop)
 			bpf_map_delete_elem(st->stats_fd, &keys[i]);
 	}
 	free(keys);
+	attached_free(&t);
 }
 
 /* The level mask is a superset while detaching; recomputed here from the cgroups still attached. */
-static int recompute_config(struct state *st, struct cgtree *tree, char *err)
+static int recompute_config(struct state *st, char *err)
 {
 	struct hostlo_config cfg;
-	uint64_t *ids;
-	size_t n;
+	struct attached_table t;
 
-	if (read_config(st, &cfg, err) || state_attached(st, &ids, &n, err))
+	if (read_config(st, &cfg, err) || attached_load(st, &t, err))
 		return -1;
 	cfg.level_mask = 0;
 	cfg.max_level = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct cgnode *node = cgtree_find(tree, ids[i]);
-		int level = node ? node->level : HOSTLO_MAX_LEVEL; /* unknown: keep it findable */
+	for (size_t i = 0; i < t.n; i++) {
+		int level = t.vals[i].level;
 
 		cfg.level_mask |= 1ULL << level;
 		if ((__u32)level > cfg.max_level)
 			cfg.max_level = (__u32)level;
 	}
-	free(ids);
+	attached_free(&t);
 	return write_config(st, &cfg, err);
 }
 
@@ -916,12 +1062,14 @@ static int detach_one(struct state *st, uint64_t id, struct cgtree *tree, char *
 {
 	unpin_links(st, id);
 	crash_point("detach:unlinked");
-	if (bpf_map_delete_elem(st->rules_fd, &id) != 0 && errno != ENOENT)
+	if (bpf_map_delete_elem(st->attached_fd, &id) != 0 && errno != ENOENT)
 		return seterr(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
 	crash_point("detach:rules");
+	if (delete_entries(st, id, 0, err))
+		return -1;
 	drop_stats(st, id, tree);
 	crash_point("detach:stats");
-	if (recompute_config(st, tree, err))
+	if (recompute_config(st, err))
 		return -1;
 	if (!count_attached(st))
 		teardown(st);
@@ -930,9 +1078,9 @@ static int detach_one(struct state *st, uint64_t id, struct cgtree *tree, char *
 
 int state_detach(struct state *st, uint64_t id, struct cgtree *tree, char *err)
 {
-	__u32 inner;
+	struct hostlo_attached a;
 
-	if (!st->present || bpf_map_lookup_elem(st->rules_fd, &id, &inner) != 0)
+	if (!st->present || bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0)
 		return 1;
 	return detach_one(st, id, tree, err) ? -1 : 0;
 }
@@ -999,7 +1147,6 @@ int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorou
 	uint64_t *ids, *linked;
 	size_t n, nl;
 	int removed = 0;
-	__u32 inner;
 
 	if (!st->present)
 		return 0;
@@ -1023,53 +1170,57 @@ int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorou
 		if (cgtree_find(tree, ids[i]) && fully_linked(st, ids[i], linked + from, count, thorough))
 			continue;
 		unpin_links(st, ids[i]);
-		bpf_map_delete_elem(st->rules_fd, &ids[i]);
-		drop_stats(st, ids[i], tree);
-		removed++;
+		bpf_map_delete_elem(st->attached_fd, &ids[i]);
+		removed++; /* its counters go with the vanished ones, below */
 		crash_point("gc:removed");
 	}
 	free(ids);
+	struct attached_table t;
+
+	if (attached_load(st, &t, err)) {
+		free(linked);
+		return -1;
+	}
 	/* links whose rules are gone: a crash between the two steps of a detach */
 	for (size_t i = 0; i < nl; i++)
-		if ((i == 0 || linked[i] != linked[i - 1]) && bpf_map_lookup_elem(st->rules_fd, &linked[i], &inner) != 0)
+		if ((i == 0 || linked[i] != linked[i - 1]) && !attached_find(&t, linked[i]))
 			unpin_links(st, linked[i]);
 	free(linked);
+	/*
+	 * Rule entries no call can reach: of cgroups no longer attached, of generations a swap replaced
+	 * (no longer live since an earlier hostlo run, so no program still reads them), of crashed runs.
+	 */
+	if (rules_dump(st, err)) {
+		attached_free(&t);
+		return -1;
+	}
+	for (size_t i = 0; i < st->dump_n; i++) {
+		const struct hostlo_rule_key *k = &st->dump_keys[i];
+		const struct hostlo_attached *a = attached_find(&t, k->attach_id);
+
+		if (!a || a->gen != k->gen) {
+			bpf_map_delete_elem(st->rules_fd, k);
+			st->dump_valid = false;
+		}
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		if (t.vals[i].stale) {
+			t.vals[i].stale = 0;
+			bpf_map_update_elem(st->attached_fd, &t.ids[i], &t.vals[i], BPF_EXIST);
+		}
+	}
+	attached_free(&t);
 	drop_stats(st, 0, tree);
-	if (recompute_config(st, tree, err))
+	if (recompute_config(st, err))
 		return -1;
 	if (!keep_empty && !count_attached(st))
 		teardown(st);
 	return removed;
 }
 
-int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
+void state_listening(struct state *st, struct ruleset *rs)
 {
-	struct hostlo_rule_key *keys = NULL;
-	struct hostlo_rule_val *vals = NULL;
-	size_t n = 0;
-	__u32 inner_id;
-	int fd, ret = -1;
-
-	if (bpf_map_lookup_elem(st->rules_fd, &id, &inner_id) != 0)
-		return seterr(err, "cgroup %llu: not attached", (unsigned long long)id);
-	fd = bpf_map_get_fd_by_id(inner_id);
-	if (fd < 0)
-		return seterr(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
-	if (collect_keys(fd, sizeof(*keys), (void **)&keys, &n, err))
-		goto out;
-	vals = calloc(n ? n : 1, sizeof(*vals));
-	if (!vals) {
-		seterr(err, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (bpf_map_lookup_elem(fd, &keys[i], &vals[i]) != 0) {
-			seterr(err, "rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
-			goto out;
-		}
-	}
-	ret = ruleset_collapse(keys, vals, n, rs, err);
-	for (int i = 0; ret == 0 && i < rs->n; i++) {
+	for (int i = 0; i < rs->n; i++) {
 		struct rule *r = &rs->r[i];
 
 		if (!r->host_ifindex)
@@ -1081,10 +1232,38 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 			r->host_listening += listener_present(st, (uint16_t)t);
 		}
 	}
+}
+
+int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
+{
+	struct hostlo_rule_key *keys = NULL;
+	struct hostlo_rule_val *vals = NULL;
+	struct hostlo_attached a;
+	size_t n = 0;
+	int ret = -1;
+
+	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0)
+		return seterr(err, "cgroup %llu: not attached", (unsigned long long)id);
+	if (rules_dump(st, err))
+		return -1;
+	keys = calloc(a.entries ? a.entries : 1, sizeof(*keys));
+	vals = calloc(a.entries ? a.entries : 1, sizeof(*vals));
+	if (!keys || !vals) {
+		seterr(err, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < st->dump_n && n < a.entries; i++) {
+		if (st->dump_keys[i].attach_id == id && st->dump_keys[i].gen == a.gen) {
+			keys[n] = st->dump_keys[i];
+			vals[n++] = st->dump_vals[i];
+		}
+	}
+	ret = ruleset_collapse(keys, vals, n, rs, err);
+	if (ret == 0)
+		state_listening(st, rs);
 out:
 	free(keys);
 	free(vals);
-	close(fd);
 	return ret;
 }
 
@@ -1093,6 +1272,7 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 	int ncpu = libbpf_num_possible_cpus();
 	struct hostlo_stats_key *keys;
 	struct hostlo_stats_val *vals;
+	void *k, *v;
 
 	*rows = NULL;
 	*n = 0;
@@ -1100,31 +1280,26 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 		return 0;
 	if (ncpu < 1)
 		return seterr(err, "stats: cannot count CPUs: %s", strerror(-ncpu));
-	if (collect_keys(st->stats_fd, sizeof(*keys), (void **)&keys, n, err))
+	/* one batch read: a row per CPU per counter row */
+	if (dump_map(st->stats_fd, sizeof(*keys), sizeof(*vals) * (size_t)ncpu, &k, &v, n, err))
 		return -1;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
+	keys = k;
+	vals = v;
 	*rows = calloc(*n ? *n : 1, sizeof(**rows));
-	if (!vals || !*rows) {
+	if (!*rows) {
 		free(keys);
 		free(vals);
-		free(*rows);
-		*rows = NULL;
 		return seterr(err, "out of memory");
 	}
-	size_t out = 0;
-
 	for (size_t i = 0; i < *n; i++) {
-		if (bpf_map_lookup_elem(st->stats_fd, &keys[i], vals) != 0)
-			continue; /* removed meanwhile */
-		struct stats_row *r = &(*rows)[out++];
+		struct stats_row *r = &(*rows)[i];
 
 		r->cgroup_id = keys[i].cgroup_id;
 		r->attach_id = keys[i].attach_id;
 		for (int c = 0; c < ncpu; c++)
-			for (int k = 0; k < HOSTLO_CNT_USED; k++)
-				r->count[k] += vals[c].count[k];
+			for (int j = 0; j < HOSTLO_CNT_USED; j++)
+				r->count[j] += vals[i * (size_t)ncpu + (size_t)c].count[j];
 	}
-	*n = out;
 	free(keys);
 	free(vals);
 	return 0;

@@ -19,7 +19,12 @@ struct state {
 	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
-	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd;
+	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd;
+	/* every rule entry as last read (batched), until this process changes them */
+	struct hostlo_rule_key *dump_keys;
+	struct hostlo_rule_val *dump_vals;
+	size_t dump_n;
+	bool dump_valid;
 	int prog_fd[NR_HOOKS];
 	int host_prog_fd[NR_HOST_HOOKS]; /* -1 when the kernel cannot run them (before Linux 5.17) */
 };
@@ -73,6 +78,8 @@ bool state_host_supported(void);
 /* Attached cgroup ids, sorted; caller frees. */
 int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);
 int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err);
+/* For each rule that steers: how many of its ports have a host listener on 127.0.0.1 now. */
+void state_listening(struct state *st, struct ruleset *rs);
 /* Counter rows summed over CPUs; caller frees. */
 int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err);
 

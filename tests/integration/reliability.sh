@@ -121,13 +121,28 @@ check "the second waited for the first (it finished after it), both succeeded, t
 echo "# idempotence"
 "$HOSTLO" attach --cgroup $REL --connect $HP --bind 3000 >/dev/null
 rel_links() { bpftool -j link show | jq -c --argjson cg "$(stat -c %i "$CGT")" '[.[] | select(.type == "cgroup" and .cgroup_id == $cg) | .id] | sort'; }
-before=$(rel_links; bpftool -j map show | jq -c '[.[] | select(.name == "hostlo_cg_rules") | .id]')
+live_gen() { bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/attached" | jq -c '[.[] | .value.gen]'; }
+rule_entries() { bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq length; }
+before=$(rel_links; live_gen)
 "$HOSTLO" attach --cgroup $REL --connect $HP --bind 3000 >/dev/null
-after=$(rel_links; bpftool -j map show | jq -c '[.[] | select(.name == "hostlo_cg_rules") | .id]')
-check "attach twice with the same rules: the same links and the same rules map (nothing changed)" "$before" "$after"
+after=$(rel_links; live_gen)
+check "attach twice with the same rules: the same links and the same rule generation (nothing changed)" "$before" "$after"
 "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HA >/dev/null
 expect "with other rules: swapped" 0 "^peer=127.0.0.1:$HP got=host-a$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
 check "and the links are the same ones" "$(head -1 <<<"$before")" "$(rel_links)"
+"$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HB >/dev/null
+check "after two swaps: the live rule and the one it replaced, no more" 2 "$(rule_entries)"
+"$HOSTLO" list >/dev/null
+check "the next list (its gc) removes the replaced one" 1 "$(rule_entries)"
+"$HOSTLO" detach --all >/dev/null
+(HOSTLO_CRASH_AT=attach:rules-map "$CRASH" attach --cgroup $REL --connect $HP --connect $HA=$HOST_IP >/dev/null 2>&1; exit $?) 2>/dev/null
+kills=$((kills + 1))
+"$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
+expect "the rules a killed attach wrote never become live (a new generation each time)" 1 "^error=ECONNREFUSED$" -- \
+	incg "$APP" "$PROBE" connect 127.0.0.1 $HA
+expect "and the rules of the attach after it work" 0 "got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+"$HOSTLO" gc >/dev/null
+check "gc removes the killed attach's entries" 1 "$(rule_entries)"
 "$HOSTLO" detach --all >/dev/null
 
 echo "# $LOAD_CONNECTS connects from 8 clients while $SWAPS rule swaps and program upgrades happen"
