@@ -51,7 +51,8 @@ struct hostlo_attached {
 	__u32 stale_gen;                 /* the generation it replaced, not yet removed (with stale > 0) */
 	__u32 stale;                     /* that generation's entries */
 	__u8 level;                      /* its depth in the cgroup2 tree */
-	__u8 pad[7];
+	__u8 steers;                     /* some rule has HOSTLO_RULE_STEER */
+	__u8 pad[6];
 };
 
 struct hostlo_rule_val {

@@ -489,7 +489,11 @@ static int do_attach(int argc, char **argv)
 		errorf("%s", err);
 		ret = EXIT_FAIL;
 	}
-	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, ruleset_steers(&o.rules) ? HOST_SYNC_FULL : HOST_SYNC_CHANGED, err))) {
+	/* the host side needs a full pass only when steering rules come or go */
+	enum host_sync how = ruleset_steers(&o.rules) ? HOST_SYNC_FULL :
+			     !ret && state_steers(&st, cg.id) ? HOST_SYNC_CHANGED : HOST_SYNC_CHECK;
+
+	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, how, err))) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
 	}

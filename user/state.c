@@ -18,7 +18,10 @@
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
 #include <linux/magic.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "hostlo.skel.h"
@@ -900,6 +903,9 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 {
 	struct hostlo_config cfg, saved_cfg;
 	struct hostlo_attached cur, next = { .level = (__u8)cg->level, .entries = (__u32)ruleset_entries(rs) };
+
+	for (int i = 0; i < rs->n; i++)
+		next.steers |= rs->r[i].host_ifindex != 0;
 	bool created[NR_HOOKS] = { false }, was;
 	int cg_fd = -1, ret = -1;
 	__u64 id = cg->id;
@@ -1218,6 +1224,13 @@ int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorou
 	return removed;
 }
 
+bool state_steers(struct state *st, uint64_t id)
+{
+	struct hostlo_attached a;
+
+	return st->present && bpf_map_lookup_elem(st->attached_fd, &id, &a) == 0 && a.steers;
+}
+
 void state_listening(struct state *st, struct ruleset *rs)
 {
 	for (int i = 0; i < rs->n; i++) {
@@ -1336,16 +1349,6 @@ uint64_t state_drops(struct state *st)
 #define SO_NETNS_COOKIE 71
 #endif
 
-/* The target ports of a steering rule, into a bitmap of 65536 bits. */
-static void steer_ports_of(const struct rule *r, uint8_t *bits)
-{
-	for (unsigned p = r->port_min; p <= r->port_max; p++) {
-		unsigned t = r->to_port ? r->to_port + (p - r->port_min) : p;
-
-		bits[t / 8] |= (uint8_t)(1u << (t % 8));
-	}
-}
-
 static bool listener_present(struct state *st, uint16_t port)
 {
 	struct hostlo_listener_key k = { .port = port };
@@ -1354,29 +1357,52 @@ static bool listener_present(struct state *st, uint16_t port)
 	return bpf_map_lookup_elem(st->listeners_fd, &k, &cookie) == 0;
 }
 
-/* The socket inodes listening on 127.0.0.1 on a wanted port in this netns (/proc/self/net/tcp). */
+/*
+ * The socket inodes listening on 127.0.0.1 on a wanted port in this netns. Asked of the kernel with
+ * sock_diag, which filters by state itself: /proc/net/tcp would list every TIME_WAIT socket too (tens
+ * of thousands on a busy host).
+ */
 static size_t loopback_listeners(const uint8_t *want, unsigned long *inodes, uint16_t *ports, size_t max)
 {
-	FILE *f = fopen("/proc/self/net/tcp", "r");
-	char line[512];
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 req;
+	} q = {
+		.nlh = { .nlmsg_len = sizeof(q), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP },
+		.req = { .sdiag_family = AF_INET, .sdiag_protocol = IPPROTO_TCP, .idiag_states = 1 << 10 /* TCP_LISTEN */ },
+	};
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	static char buf[32768];
 	size_t n = 0;
+	bool done = false;
 
-	if (!f)
+	if (fd < 0)
 		return 0;
-	while (n < max && fgets(line, sizeof(line), f)) {
-		unsigned addr, port, state;
-		unsigned long inode;
+	if (send(fd, &q, sizeof(q), 0) != (ssize_t)sizeof(q)) {
+		close(fd);
+		return 0;
+	}
+	while (!done) {
+		ssize_t len = recv(fd, buf, sizeof(buf), 0);
 
-		/* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode; the address raw */
-		if (sscanf(line, " %*d: %8X:%X %*s %X %*s %*s %*s %*s %*s %lu", &addr, &port, &state, &inode) != 4)
-			continue;
-		if (addr == htonl(INADDR_LOOPBACK) && state == 0x0A /* TCP_LISTEN */ && port < 65536 &&
-		    (want[port / 8] & (1u << (port % 8))) && inode) {
-			inodes[n] = inode;
-			ports[n++] = (uint16_t)port;
+		if (len <= 0)
+			break;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = true;
+				break;
+			}
+			const struct inet_diag_msg *m = NLMSG_DATA(h);
+			unsigned port = ntohs(m->id.idiag_sport);
+
+			if (n < max && m->id.idiag_src[0] == htonl(INADDR_LOOPBACK) && (want[port / 8] & (1u << (port % 8))) &&
+			    m->idiag_inode) {
+				inodes[n] = m->idiag_inode;
+				ports[n++] = (uint16_t)port;
+			}
 		}
 	}
-	fclose(f);
+	close(fd);
 	return n;
 }
 
@@ -1535,15 +1561,10 @@ static void host_side_state(struct state *st, bool *ports, int *pins)
 int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char *err)
 {
 	uint8_t *want = calloc(65536 / 8, 1);
-	struct ruleset *rs = malloc(sizeof(*rs));
-	uint64_t *ids = NULL;
 	__u16 *keys = NULL;
-	size_t n = 0, nk = 0;
-	bool any = false;
-	int ret = -1;
-
-	bool ports;
-	int pins;
+	size_t nk = 0;
+	bool any = false, ports;
+	int ret = -1, pins;
 
 	if (st->present && how != HOST_SYNC_FULL) {
 		/* a map probe and two stats, rather than a read of every attachment's rules */
@@ -1556,25 +1577,33 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	}
 	if (!st->present || how != HOST_SYNC_FULL) {
 		free(want);
-		free(rs);
 		return 0;
 	}
-	if (!want || !rs) {
+	if (!want) {
 		seterr(err, "out of memory");
 		goto out;
 	}
-	if (state_attached(st, &ids, &n, err))
+	struct attached_table t;
+
+	/* one pass over every rule entry: the live steering ones name their target port */
+	if (attached_load(st, &t, err) || rules_dump(st, err)) {
+		attached_free(&t);
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (state_rules(st, ids[i], rs, err))
-			goto out;
-		for (int j = 0; j < rs->n; j++) {
-			if (rs->r[j].host_ifindex) {
-				steer_ports_of(&rs->r[j], want);
-				any = true;
-			}
-		}
 	}
+	for (size_t i = 0; i < st->dump_n; i++) {
+		const struct hostlo_rule_key *k = &st->dump_keys[i];
+		const struct hostlo_rule_val *v = &st->dump_vals[i];
+		const struct hostlo_attached *a;
+		unsigned port;
+
+		if (k->kind != HOSTLO_KIND_CONNECT_TCP || !(v->flags & HOSTLO_RULE_STEER) ||
+		    !(a = attached_find(&t, k->attach_id)) || a->gen != k->gen)
+			continue;
+		port = v->port ? ntohs(v->port) : k->port;
+		want[port / 8] |= (uint8_t)(1u << (port % 8));
+		any = true;
+	}
+	attached_free(&t);
 	if (any && st->host_prog_fd[0] < 0) {
 		any = false; /* rules made on a kernel that has them, programs pinned by one that has not */
 	}
@@ -1635,8 +1664,6 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	ret = 0;
 out:
 	free(want);
-	free(rs);
-	free(ids);
 	free(keys);
 	return ret;
 }

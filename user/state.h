@@ -78,6 +78,8 @@ bool state_host_supported(void);
 /* Attached cgroup ids, sorted; caller frees. */
 int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);
 int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err);
+/* Whether cgroup id is attached with a rule that steers. */
+bool state_steers(struct state *st, uint64_t id);
 /* For each rule that steers: how many of its ports have a host listener on 127.0.0.1 now. */
 void state_listening(struct state *st, struct ruleset *rs);
 /* Counter rows summed over CPUs; caller frees. */

@@ -141,7 +141,6 @@ for i in $(seq "$SCALE_N"); do "$HOSTLO" attach --cgroup /$HL_NAME-scale/c$i --c
 t1=$(date +%s%N) k1=$(kmem)
 sample attach_ms scale 0 "$(awk -v d=$((t1 - t0)) -v n="$SCALE_N" 'BEGIN { printf "%.2f", d / n / 1e6 }')" ms/attach
 sample kmem_kib scale 0 "$(awk -v d=$((k1 - k0)) -v n="$SCALE_N" 'BEGIN { printf "%.1f", d / n }')" KiB/cgroup
-sample rules_map_bytes scale 0 "$(bpftool -j map show | jq '[.[] | select(.name == "hostlo_cg_rules") | .bytes_memlock] | (add / length)')" bytes/cgroup
 for i in $(seq "$SCALE_N"); do   # one connect from each cgroup: a counter row each
 	bash -c 'echo $$ > "$1/cgroup.procs" && exec ip netns exec "$2" "$3" rate "$4" "$5" 1 1' _ "$SC/c$i" "$NS" "$BENCH" 127.0.0.1 $P >/dev/null
 done

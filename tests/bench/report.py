@@ -44,7 +44,7 @@ for n in ("1", "1000", "10000"):
     for h in ("connect4", "connect6", "getpeername6"):
         hook.setdefault(n, {})[h] = med(f"hook_ns_{n}", h)
 summary["hook_ns_per_call"] = hook
-scale = {k: med(k, "scale") for k in ("attach_ms", "kmem_kib", "rules_map_bytes", "stats_rows",
+scale = {k: med(k, "scale") for k in ("attach_ms", "kmem_kib", "stats_rows",
                                        "stats_ms_text", "stats_ms_json")}
 scale["rate_scaled_ratio"] = (med("rate_scaled", "hostlo") or 0) / (med("rate_scaled", "direct") or 1)
 summary["scale"] = scale
@@ -70,8 +70,8 @@ lines += ["", "| hook (ns/call) | 1 rule | 1,000 rules | 10,000 rules |", "|---|
 for h in ("connect4", "connect6", "getpeername6"):
     lines.append(f"| {h} | " + " | ".join(f"{hook[n][h] or 0:g}" for n in ("1", "1000", "10000")) + " |")
 lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): attach {scale['attach_ms']:g} ms each, "
-          f"kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta; its rules map alone "
-          f"{scale['rules_map_bytes']:g} bytes), `hostlo stats` {scale['stats_ms_text']:g} ms, "
+          f"kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta), "
+          f"`hostlo stats` {scale['stats_ms_text']:g} ms, "
           f"`stats -j` {scale['stats_ms_json']:g} ms, connection rate hostlo/direct with them attached "
           f"{scale['rate_scaled_ratio']:.2f}x",
           "", "targets: " + ", ".join(f"{n}: {'met' if ok else 'MISSED'}" for n, ok in targets)]
