@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HOSTLO=${HOSTLO_BIN:-$ROOT/build/hostlo} BENCH=$ROOT/build/bench/bench PROBE=$ROOT/build/sockprobe
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then ROUNDS=1 RATE_S=0.3 LAT_N=300 THR_S=1 SCALE_N=20 STAT_RUNS=2
-else ROUNDS=5 RATE_S=2 LAT_N=20000 THR_S=3 SCALE_N=1000 STAT_RUNS=5; fi
+else ROUNDS=8 RATE_S=2 LAT_N=20000 THR_S=3 SCALE_N=1000 STAT_RUNS=5; fi
 OUT=$ROOT/build/bench
 STATE=/run/hostlo-bench
 export HOSTLO_BPFFS=$STATE/bpffs
@@ -88,18 +88,20 @@ sample() { echo "$1,$2,$3,$4,$5" >>"$OUT/samples.csv"; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); rounds: $ROUNDS"
 for r in $(seq "$ROUNDS"); do
-	for path in "${PATHS[@]}"; do
+	# the order rotates every round (direct first, then hostlo first, ...): no path always follows another
+	order=("${PATHS[@]:$(((r - 1) % 4))}" "${PATHS[@]:0:$(((r - 1) % 4))}")
+	for path in "${order[@]}"; do
 		out=$(on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000)
 		sample rate $path "$r" "$(field rate <<<"$out")" conn/s
 		sample cpu $path "$r" "$(field cpu_us_per_conn <<<"$out")" us/conn
 		sample rate_failed $path "$r" "$(field failed <<<"$out")" count
 	done
-	for path in "${PATHS[@]}"; do
+	for path in "${order[@]}"; do
 		out=$(on $path "$BENCH" latency "$(addr_of $path)" $P "$LAT_N")
 		sample p50 $path "$r" "$(field p50_us <<<"$out")" us
 		sample p99 $path "$r" "$(field p99_us <<<"$out")" us
 	done
-	for path in "${PATHS[@]}"; do
+	for path in "${order[@]}"; do
 		bps=$(on $path iperf3 -c "$(addr_of $path)" -p $PT -t "$THR_S" -J 2>/dev/null | jq '.end.sum_received.bits_per_second // 0')
 		sample throughput $path "$r" "$(awk -v b="$bps" 'BEGIN { printf "%.0f", b / 1e6 }')" Mbit/s
 	done
@@ -153,7 +155,9 @@ for mode in text json; do
 	done
 done
 for r in $(seq "$ROUNDS"); do
-	for path in direct hostlo; do
+	pair=(direct hostlo)
+	[ $((r % 2)) = 0 ] && pair=(hostlo direct)
+	for path in "${pair[@]}"; do
 		sample rate_scaled $path "$r" "$(on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000 | field rate)" conn/s
 	done
 done
