@@ -17,6 +17,9 @@ source "$ROOT/tests/testhost.sh"
 P=15600 PT=15601 P6=15602      # echo server, iperf3 server, a one-line server (host side, every veth address)
 NAT_NS=hostlo-bench-nat NAT_NET=198.18.3 SOCAT_NS=hostlo-bench-socat SOCAT_NET=198.18.4
 PATHS=(direct hostlo iptables socat)
+# servers on the first CPU, clients (and socat, which runs in the "container") on the last: every path
+# meets the scheduler the same way
+SERVER_CPU=0 CLIENT_CPU=$(($(nproc) - 1))
 
 [ "$(id -u)" = 0 ] || { echo "hostlo: bench: needs root (namespaces, cgroups, BPF, iptables): run as root" >&2; exit 1; }
 for t in iptables socat iperf3 gnuplot jq python3 "$HOSTLO" "$BENCH"; do
@@ -61,10 +64,10 @@ done
 ip netns exec $NAT_NS iptables -t nat -A POSTROUTING -s 127.0.0.1 -d $NAT_NET.1 -j SNAT --to-source $NAT_NET.2
 # socat: a userspace proxy on the namespace's loopback
 for port in $P $PT; do
-	(ip netns exec $SOCAT_NS socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$SOCAT_NET.1:$port >/dev/null 2>&1 &)
+	(ip netns exec $SOCAT_NS taskset -c $CLIENT_CPU socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$SOCAT_NET.1:$port >/dev/null 2>&1 &)
 done
-on_host "$BENCH" serve 0.0.0.0 $P 3600 >"$STATE/serve" 2>&1 &
-on_host iperf3 -s -p $PT >/dev/null 2>&1 &
+on_host taskset -c $SERVER_CPU "$BENCH" serve 0.0.0.0 $P 3600 >"$STATE/serve" 2>&1 &
+on_host taskset -c $SERVER_CPU iperf3 -s -p $PT >/dev/null 2>&1 &
 on_host "$PROBE" serve 0.0.0.0 $P6 hi 3600 >"$STATE/serve6" 2>&1 &
 wait_ready "$STATE/serve" && wait_ready "$STATE/serve6" || exit 1
 "$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null || exit 1
@@ -76,10 +79,10 @@ on() {
 	local path=$1
 	shift
 	case $path in
-	direct) incg "$CGO" "$@" ;;
-	hostlo) incg "$CGT/app" "$@" ;;
-	iptables) ip netns exec $NAT_NS "$@" ;;
-	socat) ip netns exec $SOCAT_NS "$@" ;;
+	direct) incg "$CGO" taskset -c $CLIENT_CPU "$@" ;;
+	hostlo) incg "$CGT/app" taskset -c $CLIENT_CPU "$@" ;;
+	iptables) ip netns exec $NAT_NS taskset -c $CLIENT_CPU "$@" ;;
+	socat) ip netns exec $SOCAT_NS taskset -c $CLIENT_CPU "$@" ;;
 	esac
 }
 field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
