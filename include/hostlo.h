@@ -13,8 +13,9 @@
 #define HOSTLO_MAX_CGROUPS 16384         /* attached cgroups */
 #define HOSTLO_MAX_LEAVES 65536          /* counter rows (caller's leaf cgroup x attached cgroup) */
 #define HOSTLO_MAX_RULE_ENTRIES 196608   /* per attached cgroup: every port of every kind */
-#define HOSTLO_MAX_ALL_RULES 262144      /* rule entries of all attached cgroups together (a read of
-                                            them all scans this many buckets: keep it modest) */
+#define HOSTLO_MAX_ALL_RULES 524288      /* rule entries of all attached cgroups together: room for
+                                            a full cgroup's swap (old and new); a read of them all
+                                            scans this many buckets (about 1 ms) */
 #define HOSTLO_MAX_FLOWS 65536           /* steered connections alive at once (host side) */
 #define HOSTLO_MAX_LISTENERS 4096        /* host loopback listeners held for steering */
 
@@ -147,6 +148,9 @@ struct hostlo_config {
 	__u32 tracers;                   /* running `hostlo trace`s: events are made only while it is > 0 */
 	__u32 last_gen;                  /* the last rule-set generation handed out */
 	__u64 host_netns_cookie;         /* the host's network namespace: only its listeners are steered to */
+	__u64 attach_pending;            /* a cgroup whose links an attach is creating: whole or removed next */
+	__u32 host_pending;              /* the host side may not match the rules: the next command syncs it */
+	__u32 pad2;
 };
 
 #define HOSTLO_EVENTS_BYTES (256 * 1024) /* the trace ring buffer */

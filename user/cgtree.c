@@ -146,6 +146,9 @@ int cgtree_open(struct cgtree *t, const char *mnt, char *err)
 	t->mount_fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	t->mnt = strdup(mnt);
 	if (t->mount_fd < 0 || !t->mnt || fstat(t->mount_fd, &st) != 0 || resolve(t, st.st_ino, rel, sizeof(rel)) != 0) {
+		if (t->mount_fd >= 0)
+			close(t->mount_fd);
+		t->mount_fd = -1;
 		cgtree_free(t);
 		return cgtree_load(t, mnt, err);
 	}
@@ -163,8 +166,13 @@ const struct cgnode *cgtree_find(struct cgtree *t, uint64_t id)
 	if (n || !t->mnt)
 		return n && n->rel ? n : NULL;
 	r = resolve(t, id, rel, sizeof(rel));
-	if (r < 0 || add(t, id, r ? 0 : level_of(rel), r ? NULL : rel))
-		return NULL;
+	if (r < 0 || add(t, id, r ? 0 : level_of(rel), r ? NULL : rel)) {
+		/* not known to be gone (out of fds, memory...): say it exists, so nothing is removed for it */
+		static struct cgnode unknown = { .rel = "(unknown)" };
+
+		unknown.id = id;
+		return &unknown;
+	}
 	/* keep the cache sorted: move the new node into place */
 	key = t->nodes[t->n - 1];
 	for (i = t->n - 1; i > 0 && t->nodes[i - 1].id > id; i--)

@@ -24,7 +24,8 @@ int cgtree_load(struct cgtree *t, const char *mnt, char *err);
  * handle): a few syscalls per attached cgroup instead of a walk of every cgroup on the host. Falls
  * back to cgtree_load where handles are refused (no CAP_DAC_READ_SEARCH). */
 int cgtree_open(struct cgtree *t, const char *mnt, char *err);
-/* The cgroup with this id, or NULL when it does not exist. The node may move on the next call; its
+/* The cgroup with this id, or NULL when it does not exist (a lookup that fails for another reason
+ * answers a node named "(unknown)": never taken for gone). The node may move on the next call; its
  * rel string stays valid until cgtree_free. */
 const struct cgnode *cgtree_find(struct cgtree *t, uint64_t id);
 void cgtree_free(struct cgtree *t);

@@ -371,14 +371,6 @@ static int open_and_gc(struct state *st, enum open_mode mode, const char *mnt, s
 	return 0;
 }
 
-static bool ruleset_steers(const struct ruleset *rs)
-{
-	for (int i = 0; i < rs->n; i++)
-		if (rs->r[i].host_ifindex)
-			return true;
-	return false;
-}
-
 static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
 {
 	char err[ERRLEN], rule[128];
@@ -485,13 +477,13 @@ static int do_attach(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	/* no gc of other cgroups here: attach stays fast with thousands attached (list, stats and gc do it) */
-	if (state_open(&st, OPEN_CREATE, err)) {
+	if (state_open(&st, OPEN_CREATE, err) || state_repair_attach(&st, cg.id, err) ||
+	    (!st.present && (state_close(&st), state_open(&st, OPEN_CREATE, err)))) {
 		errorf("%s", err);
 		ret = EXIT_FAIL;
 	}
-	/* the host side needs a full pass only when steering rules come or go */
-	enum host_sync how = ruleset_steers(&o.rules) ? HOST_SYNC_FULL :
-			     !ret && state_steers(&st, cg.id) ? HOST_SYNC_CHANGED : HOST_SYNC_CHECK;
+	/* the host side needs a full pass only when steering rules come or go (state_attach marks it) */
+	enum host_sync how = HOST_SYNC_CHECK;
 
 	if (!ret && (state_attach(&st, &cg, &o.rules, err) || state_host_sync(&st, mnt, how, err))) {
 		errorf("%s", err);

@@ -851,6 +851,38 @@ static int expand_entries(const struct ruleset *rs, uint64_t id, __u32 gen, stru
 	return 0;
 }
 
+/*
+ * Removes the rule entries no call can reach: of cgroups no longer attached, of generations a swap
+ * replaced (no longer live since an earlier hostlo run, so no program still reads them), of crashed
+ * runs. A read of every entry (about 1 ms): gc, and an attach that finds the map full, run it.
+ */
+static int sweep_rules(struct state *st, char *err)
+{
+	struct attached_table t;
+
+	if (attached_load(st, &t, err) || rules_dump(st, err)) {
+		attached_free(&t);
+		return -1;
+	}
+	for (size_t i = 0; i < st->dump_n; i++) {
+		const struct hostlo_rule_key *k = &st->dump_keys[i];
+		const struct hostlo_attached *a = attached_find(&t, k->attach_id);
+
+		if (!a || a->gen != k->gen) {
+			bpf_map_delete_elem(st->rules_fd, k);
+			st->dump_valid = false;
+		}
+	}
+	for (size_t i = 0; i < t.n; i++) {
+		if (t.vals[i].stale) {
+			t.vals[i].stale = 0;
+			bpf_map_update_elem(st->attached_fd, &t.ids[i], &t.vals[i], BPF_EXIST);
+		}
+	}
+	attached_free(&t);
+	return 0;
+}
+
 static int write_entries(struct state *st, const struct ruleset *rs, uint64_t id, __u32 gen, char *err)
 {
 	struct hostlo_rule_key *keys;
@@ -863,9 +895,20 @@ static int write_entries(struct state *st, const struct ruleset *rs, uint64_t id
 	__u32 count = (__u32)n;
 
 	st->dump_valid = false;
-	if (n && bpf_map_update_batch(st->rules_fd, keys, vals, &count, NULL) != 0)
-		ret = seterr(err, "set rules: %s%s", strerror(errno),
-			     errno == E2BIG ? " (too many rule entries over all attached cgroups)" : "");
+	int e = n && bpf_map_update_batch(st->rules_fd, keys, vals, &count, NULL) != 0 ? errno : 0;
+
+	if (e == E2BIG) {
+		/* full: make room by removing what no call can reach (replaced generations), then again */
+		count = (__u32)n;
+		if (sweep_rules(st, err) != 0)
+			e = E2BIG;
+		else
+			e = bpf_map_update_batch(st->rules_fd, keys, vals, &count, NULL) != 0 ? errno : 0;
+		st->dump_valid = false;
+	}
+	if (e)
+		ret = seterr(err, "set rules: %s%s", strerror(e),
+			     e == E2BIG ? " (too many rule entries over all attached cgroups)" : "");
 	free(keys);
 	free(vals);
 	return ret;
@@ -899,6 +942,37 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 	return same;
 }
 
+static int detach_one(struct state *st, uint64_t id, struct cgtree *tree, char *err);
+
+/*
+ * An attach of another cgroup was killed while creating its links (attach skips the gc that would
+ * find it): complete means keep it, else remove it, so it is never left half linked.
+ */
+int state_repair_attach(struct state *st, uint64_t self, char *err)
+{
+	struct hostlo_config cfg;
+	uint64_t id;
+	bool whole = true;
+
+	if (!st->present)
+		return 0;
+	if (read_config(st, &cfg, err))
+		return -1;
+	id = cfg.attach_pending;
+	if (!id)
+		return 0;
+	for (int h = 0; whole && h < NR_HOOKS; h++)
+		whole = link_ok(st, id, h);
+	if (!whole && id != self && detach_one(st, id, NULL, err))
+		return -1;
+	if (!st->present)
+		return 0; /* it was the last attachment: everything is gone, nothing to clear */
+	if (read_config(st, &cfg, err))
+		return -1;
+	cfg.attach_pending = 0;
+	return write_config(st, &cfg, err);
+}
+
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
 {
 	struct hostlo_config cfg, saved_cfg;
@@ -917,13 +991,15 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		return 0; /* the same rules, fully linked to the current programs: nothing to do */
 	if (read_config(st, &cfg, err))
 		return -1;
+	was = bpf_map_lookup_elem(st->attached_fd, &id, &cur) == 0;
 	/* a generation never handed out before (kept even if this attach fails): entries a crashed
 	 * attach left behind can never become live */
 	next.gen = ++cfg.last_gen ? cfg.last_gen : ++cfg.last_gen;
+	if (next.steers || (was && cur.steers))
+		cfg.host_pending = 1; /* steering rules come or go: the host side follows, now or next command */
 	if (write_config(st, &cfg, err))
 		return -1;
 	saved_cfg = cfg;
-	was = bpf_map_lookup_elem(st->attached_fd, &id, &cur) == 0;
 	if (was) {
 		/* the live generation becomes stale; one that is stale already goes now (a second swap
 		 * before any gc: it stopped being live in an earlier run, no program still reads it) */
@@ -955,6 +1031,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 	cfg.level_mask |= 1ULL << cg->level;
 	if ((__u32)cg->level > cfg.max_level)
 		cfg.max_level = (__u32)cg->level;
+	cfg.attach_pending = id; /* a crash before all links exist: the next command removes the attachment */
 	if (write_config(st, &cfg, err))
 		goto restore_config;
 	crash_point("attach:config");
@@ -991,6 +1068,9 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		close(link);
 		crash_point("attach:linked");
 	}
+	cfg.attach_pending = 0;
+	if (write_config(st, &cfg, err))
+		goto restore_config;
 	ret = 0;
 	goto out;
 
@@ -1007,7 +1087,8 @@ restore:
 	} else {
 		bpf_map_delete_elem(st->attached_fd, &id);
 	}
-	delete_entries(st, id, next.gen, scratch);
+	/* the new generation's entries stay until a gc: a call that read it just before the rollback
+	 * still finds its rule */
 	write_config(st, &saved_cfg, scratch);
 out:
 	if (ret && !count_attached(st))
@@ -1066,6 +1147,16 @@ static int recompute_config(struct state *st, char *err)
 /* Links, then rules, then counters; the shared objects go with the last attachment. */
 static int detach_one(struct state *st, uint64_t id, struct cgtree *tree, char *err)
 {
+	struct hostlo_attached a;
+	struct hostlo_config cfg;
+
+	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) == 0 && a.steers) {
+		if (read_config(st, &cfg, err))
+			return -1;
+		cfg.host_pending = 1; /* its steering ports go: the host side follows */
+		if (write_config(st, &cfg, err))
+			return -1;
+	}
 	unpin_links(st, id);
 	crash_point("detach:unlinked");
 	if (bpf_map_delete_elem(st->attached_fd, &id) != 0 && errno != ENOENT)
@@ -1175,6 +1266,13 @@ int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorou
 		}
 		if (cgtree_find(tree, ids[i]) && fully_linked(st, ids[i], linked + from, count, thorough))
 			continue;
+		struct hostlo_attached a;
+		struct hostlo_config cfg;
+
+		if (bpf_map_lookup_elem(st->attached_fd, &ids[i], &a) == 0 && a.steers && read_config(st, &cfg, err) == 0) {
+			cfg.host_pending = 1;
+			write_config(st, &cfg, err);
+		}
 		unpin_links(st, ids[i]);
 		bpf_map_delete_elem(st->attached_fd, &ids[i]);
 		removed++; /* its counters go with the vanished ones, below */
@@ -1192,43 +1290,22 @@ int state_gc(struct state *st, struct cgtree *tree, bool keep_empty, bool thorou
 		if ((i == 0 || linked[i] != linked[i - 1]) && !attached_find(&t, linked[i]))
 			unpin_links(st, linked[i]);
 	free(linked);
-	/*
-	 * Rule entries no call can reach: of cgroups no longer attached, of generations a swap replaced
-	 * (no longer live since an earlier hostlo run, so no program still reads them), of crashed runs.
-	 */
-	if (rules_dump(st, err)) {
-		attached_free(&t);
-		return -1;
-	}
-	for (size_t i = 0; i < st->dump_n; i++) {
-		const struct hostlo_rule_key *k = &st->dump_keys[i];
-		const struct hostlo_attached *a = attached_find(&t, k->attach_id);
-
-		if (!a || a->gen != k->gen) {
-			bpf_map_delete_elem(st->rules_fd, k);
-			st->dump_valid = false;
-		}
-	}
-	for (size_t i = 0; i < t.n; i++) {
-		if (t.vals[i].stale) {
-			t.vals[i].stale = 0;
-			bpf_map_update_elem(st->attached_fd, &t.ids[i], &t.vals[i], BPF_EXIST);
-		}
-	}
 	attached_free(&t);
+	if (sweep_rules(st, err))
+		return -1;
 	drop_stats(st, 0, tree);
 	if (recompute_config(st, err))
 		return -1;
+	struct hostlo_config cfg;
+
+	/* an attach killed while linking: found above by its missing links, nothing pending now */
+	if (read_config(st, &cfg, err) == 0 && cfg.attach_pending) {
+		cfg.attach_pending = 0;
+		write_config(st, &cfg, err);
+	}
 	if (!keep_empty && !count_attached(st))
 		teardown(st);
 	return removed;
-}
-
-bool state_steers(struct state *st, uint64_t id)
-{
-	struct hostlo_attached a;
-
-	return st->present && bpf_map_lookup_elem(st->attached_fd, &id, &a) == 0 && a.steers;
 }
 
 void state_listening(struct state *st, struct ruleset *rs)
@@ -1558,6 +1635,19 @@ static void host_side_state(struct state *st, bool *ports, int *pins)
 	}
 }
 
+/* The last step of a full host pass: the host side matches the rules now. */
+static int clear_host_pending(struct state *st, char *err)
+{
+	struct hostlo_config cfg;
+
+	if (read_config(st, &cfg, err))
+		return -1;
+	if (!cfg.host_pending)
+		return 0;
+	cfg.host_pending = 0;
+	return write_config(st, &cfg, err);
+}
+
 int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char *err)
 {
 	uint8_t *want = calloc(65536 / 8, 1);
@@ -1571,14 +1661,18 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 		host_side_state(st, &ports, &pins);
 		bool idle = !ports && !pins, whole = ports && pins == NR_HOST_HOOKS;
 
-		/* a pass when something may have changed, or a crash left the host side half set up */
-		if (!idle && !(how == HOST_SYNC_CHECK && whole))
+		struct hostlo_config c;
+		bool pending = read_config(st, &c, err) != 0 || c.host_pending;
+
+		/* a pass when steering rules came or went (pending), or the host side is half set up */
+		if (pending || (!idle && !(how == HOST_SYNC_CHECK && whole)))
 			how = HOST_SYNC_FULL;
 	}
 	if (!st->present || how != HOST_SYNC_FULL) {
 		free(want);
 		return 0;
 	}
+	crash_point("host:sync");
 	if (!want) {
 		seterr(err, "out of memory");
 		goto out;
@@ -1640,7 +1734,7 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 		bpf_map_delete_elem(st->listeners_fd, &k);
 	}
 	if (!any) {
-		ret = 0;
+		ret = clear_host_pending(st, err);
 		goto out;
 	}
 	for (unsigned p = 0; p < 65536; p++) {
@@ -1661,7 +1755,7 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	if (host_links_up(st, mnt, err))
 		goto out;
 	add_open_listeners(st, want);
-	ret = 0;
+	ret = clear_host_pending(st, err);
 out:
 	free(want);
 	free(keys);

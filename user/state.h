@@ -52,6 +52,9 @@ void state_close(struct state *st);
 
 /* Sets cg's complete rule set: a new attachment, or an atomic swap of an existing one's rules. */
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err);
+/* An attach of another cgroup (not self) killed while linking: keep it if whole, else remove it.
+ * May remove the last attachment, and with it everything pinned (st->present turns false). */
+int state_repair_attach(struct state *st, uint64_t self, char *err);
 /* 0 when detached, 1 when cg was not attached, -1 on error. */
 int state_detach(struct state *st, uint64_t id, struct cgtree *tree, char *err);
 void state_detach_all(struct state *st);
@@ -78,8 +81,6 @@ bool state_host_supported(void);
 /* Attached cgroup ids, sorted; caller frees. */
 int state_attached(struct state *st, uint64_t **ids, size_t *n, char *err);
 int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err);
-/* Whether cgroup id is attached with a rule that steers. */
-bool state_steers(struct state *st, uint64_t id);
 /* For each rule that steers: how many of its ports have a host listener on 127.0.0.1 now. */
 void state_listening(struct state *st, struct ruleset *rs);
 /* Counter rows summed over CPUs; caller frees. */

@@ -96,6 +96,22 @@ kills=$((kills + 1))
 check "SIGKILL between the two host-side links: half set up" 1 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
 "$HOSTLO" list >/dev/null
 check "the next command (list) completes the host side" 2 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+"$HOSTLO" detach --all >/dev/null
+"$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null   # no steering: no host side yet
+(HOSTLO_CRASH_AT=host:sync "$CRASH" attach --cgroup $REL --connect $HP >/dev/null 2>&1; exit $?) 2>/dev/null
+kills=$((kills + 1))
+check "SIGKILL after the rules, before the host side: none of it yet" 0 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+"$HOSTLO" stats >/dev/null
+check "the next command (stats) sets the host side up" 2 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+"$HOSTLO" detach --all >/dev/null
+mkdir -p "$CGT/other"
+"$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null
+(HOSTLO_CRASH_AT=attach:linked "$CRASH" attach --cgroup $REL --connect $HP >/dev/null 2>&1; exit $?) 2>/dev/null
+kills=$((kills + 1))
+"$HOSTLO" attach --cgroup $REL/other --connect $HP=$HOST_IP >/dev/null
+check "an attach killed while linking is removed by the next attach (of another cgroup)" "0 0" \
+	"$(hook_count "$CGT") $(links_of $REL)"
+expect "... and its cgroup connects as if never attached" 1 "^error=" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
 for step in upgrade:loaded upgrade:link upgrade:pinned; do
 	"$HOSTLO" detach --all >/dev/null
 	"$VARIANT" attach --cgroup $REL --connect $HP >/dev/null
