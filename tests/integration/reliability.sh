@@ -50,14 +50,21 @@ same_programs() {
 }
 
 kills=0
+# kill_at STEP CMD...: the crash build runs CMD and kills itself (SIGKILL) at STEP; returns its status.
+kill_at() {
+	local step=$1
+	shift
+	kills=$((kills + 1))
+	# in a subshell that does not exec it, so the kill is reported to no one
+	(HOSTLO_CRASH_AT=$step "$CRASH" "$@" >/dev/null 2>&1; exit $?) 2>/dev/null
+}
+host_links() { ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-'; }
 # crash_case STEP WANT CMD...: the crash build is killed at STEP during CMD; the next command finds WANT.
 crash_case() {
 	local step=$1 want=$2 rc
 	shift 2
-	# in a subshell that does not exec it, so the kill is reported to no one
-	(HOSTLO_CRASH_AT=$step "$CRASH" "$@" >/dev/null 2>&1; exit $?) 2>/dev/null
+	kill_at "$step" "$@"
 	rc=$?
-	kills=$((kills + 1))
 	check "SIGKILL at $step (hostlo $1): then $want, nothing half-done" "137 $want" "$rc $(state $REL)"
 }
 
@@ -86,28 +93,24 @@ mkdir -p "$CGT/gone1" "$CGT/gone2"
 "$HOSTLO" attach --cgroup $REL/gone2 --connect $HP=$HOST_IP >/dev/null
 "$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
 rmdir "$CGT/gone1" "$CGT/gone2"
-(HOSTLO_CRASH_AT=gc:removed "$CRASH" gc >/dev/null 2>&1; exit $?) 2>/dev/null
-kills=$((kills + 1))
+kill_at gc:removed gc
 check "SIGKILL during gc: the next command finishes it" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
 check "and leaves only $REL's links" $HOOKS "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -vc '^host-')"
 "$HOSTLO" detach --all >/dev/null
-(HOSTLO_CRASH_AT=host:linked "$CRASH" attach --cgroup $REL --connect $HP >/dev/null 2>&1; exit $?) 2>/dev/null
-kills=$((kills + 1))
-check "SIGKILL between the two host-side links: half set up" 1 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+kill_at host:linked attach --cgroup $REL --connect $HP
+check "SIGKILL between the two host-side links: half set up" 1 "$(host_links)"
 "$HOSTLO" list >/dev/null
-check "the next command (list) completes the host side" 2 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+check "the next command (list) completes the host side" 2 "$(host_links)"
 "$HOSTLO" detach --all >/dev/null
 "$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null   # no steering: no host side yet
-(HOSTLO_CRASH_AT=host:sync "$CRASH" attach --cgroup $REL --connect $HP >/dev/null 2>&1; exit $?) 2>/dev/null
-kills=$((kills + 1))
-check "SIGKILL after the rules, before the host side: none of it yet" 0 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+kill_at host:sync attach --cgroup $REL --connect $HP
+check "SIGKILL after the rules, before the host side: none of it yet" 0 "$(host_links)"
 "$HOSTLO" stats >/dev/null
-check "the next command (stats) sets the host side up" 2 "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+check "the next command (stats) sets the host side up" 2 "$(host_links)"
 "$HOSTLO" detach --all >/dev/null
 mkdir -p "$CGT/other"
 "$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null
-(HOSTLO_CRASH_AT=attach:linked "$CRASH" attach --cgroup $REL --connect $HP >/dev/null 2>&1; exit $?) 2>/dev/null
-kills=$((kills + 1))
+kill_at attach:linked attach --cgroup $REL --connect $HP
 "$HOSTLO" attach --cgroup $REL/other --connect $HP=$HOST_IP >/dev/null
 check "an attach killed while linking is removed by the next attach (of another cgroup)" "0 0" \
 	"$(hook_count "$CGT") $(links_of $REL)"
@@ -151,8 +154,7 @@ check "after two swaps: the live rule and the one it replaced, no more" 2 "$(rul
 "$HOSTLO" list >/dev/null
 check "the next list (its gc) removes the replaced one" 1 "$(rule_entries)"
 "$HOSTLO" detach --all >/dev/null
-(HOSTLO_CRASH_AT=attach:rules-map "$CRASH" attach --cgroup $REL --connect $HP --connect $HA=$HOST_IP >/dev/null 2>&1; exit $?) 2>/dev/null
-kills=$((kills + 1))
+kill_at attach:rules-map attach --cgroup $REL --connect $HP --connect $HA=$HOST_IP
 "$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
 expect "the rules a killed attach wrote never become live (a new generation each time)" 1 "^error=ECONNREFUSED$" -- \
 	incg "$APP" "$PROBE" connect 127.0.0.1 $HA
