@@ -9,10 +9,15 @@
 #include <time.h>
 #include <unistd.h>
 #include <bpf/libbpf.h>
+#include "attach.h"
 #include "cgtree.h"
 #include "container.h"
+#include "counters.h"
+#include "hostside.h"
+#include "netns.h"
 #include "report.h"
 #include "rules.h"
+#include "ruletab.h"
 #include "serve.h"
 #include "state.h"
 #include "target.h"
@@ -398,7 +403,7 @@ static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
 		r->addr = gw;
 		r->has_addr = true;
 		/* the gateway is this host: a service on the host's loopback only is reached too */
-		if (r->proto == PROTO_TCP && state_host_supported())
+		if (r->proto == PROTO_TCP && hostside_supported())
 			r->host_ifindex = local_ifindex(gw);
 	}
 	return 0;
@@ -619,6 +624,7 @@ static int do_list(int argc, char **argv)
 				errorf("%s", err);
 				ret = EXIT_FAIL;
 			}
+			state_listening(&st, &a[i].rules);
 		}
 		if (!ret)
 			print_list(a, n, o.json);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <json-c/json.h>
 #include "rules.h"
+#include "counters.h"
 #include "state.h"
 
 /* What names a cgroup for people: its path and, when it is a container's, the ID and Docker name. */

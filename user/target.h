@@ -1,4 +1,4 @@
-/* target.h: finding cgroup2, resolving --cgroup/--pid to a cgroup, and reading a netns's gateway. */
+/* target.h: finding cgroup2, and resolving --cgroup/--pid/--self to a cgroup. */
 #ifndef HOSTLO_TARGET_H
 #define HOSTLO_TARGET_H
 
@@ -25,15 +25,8 @@ struct cgroup {
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err);
 int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err);
 int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *pid, struct cgroup *cg, char *err);
-/* The default IPv4 gateway (network order) in the network namespace of process pid. */
-int default_gateway(const struct sysenv *env, int pid, uint32_t *gw, char *err);
-/* The interface of hostlo's own network namespace that holds IPv4 addr (network order), or 0. */
-unsigned local_ifindex(uint32_t addr);
 /* Some process in the cgroup or, failing that, in its descendants; 0 when there is none. */
 int cgroup_some_pid(const char *path);
-/* A port in [lo, hi] with a TCP listener on 127.0.0.1 or ::1 in the network namespace of some process
- * in the cgroup or below it (0 when none); *pid is that process. */
-int loopback_listener(const struct sysenv *env, const char *cgpath, unsigned lo, unsigned hi, int *pid);
 struct cgtree;
 /* The cgroup hostlo runs in (or its parent): found in the host tree at mnt by the id of this
  * process's cgroup namespace root, so it works with a private cgroup namespace too. */

@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
 #include "container.h"
+#include "counters.h"
 #include "trace.h"
 #include "util.h"
 

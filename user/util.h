@@ -20,4 +20,7 @@ int seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 
 extern int verbose;
 
+/* qsort/bsearch order of uint64_t values (cgroup ids). */
+int u64_cmp(const void *a, const void *b);
+
 #endif

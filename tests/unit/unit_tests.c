@@ -13,6 +13,7 @@
 #include "cgtree.h"
 #include "container.h"
 #include "rules.h"
+#include "netns.h"
 #include "target.h"
 #include "util.h"
 

@@ -1,0 +1,98 @@
+/* counters.c: per-container counters (one row per caller's leaf cgroup and attachment), trace state. */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "cgtree.h"
+#include "counters.h"
+#include "mapio.h"
+#include "ruletab.h"
+#include "state.h"
+#include "util.h"
+
+void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)
+{
+	struct hostlo_stats_key *keys;
+	struct attached_table t;
+	char err[ERRLEN];
+	size_t n;
+
+	if (attached_load(st, &t, err))
+		return;
+	if (map_keys(st->stats_fd, sizeof(*keys), (void **)&keys, &n, err)) {
+		attached_free(&t);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool drop = attach_id ? keys[i].attach_id == attach_id :
+			    !attached_find(&t, keys[i].attach_id) || !cgtree_find(tree, keys[i].cgroup_id);
+		if (drop)
+			bpf_map_delete_elem(st->stats_fd, &keys[i]);
+	}
+	free(keys);
+	attached_free(&t);
+}
+
+int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct hostlo_stats_key *keys;
+	struct hostlo_stats_val *vals;
+	void *k, *v;
+
+	*rows = NULL;
+	*n = 0;
+	if (!st->present)
+		return 0;
+	if (ncpu < 1)
+		return seterr(err, "stats: cannot count CPUs: %s", strerror(-ncpu));
+	/* one batch read: a row per CPU per counter row */
+	if (map_dump(st->stats_fd, sizeof(*keys), sizeof(*vals) * (size_t)ncpu, &k, &v, n, err))
+		return -1;
+	keys = k;
+	vals = v;
+	*rows = calloc(*n ? *n : 1, sizeof(**rows));
+	if (!*rows) {
+		free(keys);
+		free(vals);
+		return seterr(err, "out of memory");
+	}
+	for (size_t i = 0; i < *n; i++) {
+		struct stats_row *r = &(*rows)[i];
+
+		r->cgroup_id = keys[i].cgroup_id;
+		r->attach_id = keys[i].attach_id;
+		for (int c = 0; c < ncpu; c++)
+			for (int j = 0; j < HOSTLO_CNT_USED; j++)
+				r->count[j] += vals[i * (size_t)ncpu + (size_t)c].count[j];
+	}
+	free(keys);
+	free(vals);
+	return 0;
+}
+
+int state_tracers(struct state *st, int delta, char *err)
+{
+	struct hostlo_config cfg;
+
+	if (state_config_read(st, &cfg, err))
+		return -1;
+	if (delta < 0 && cfg.tracers == 0)
+		return 0;
+	cfg.tracers = (__u32)((int)cfg.tracers + delta);
+	return state_config_write(st, &cfg, err);
+}
+
+uint64_t state_drops(struct state *st)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *v = calloc(ncpu > 0 ? (size_t)ncpu : 1, sizeof(*v)), sum = 0;
+	__u32 zero = 0;
+
+	if (v && ncpu > 0 && bpf_map_lookup_elem(st->drops_fd, &zero, v) == 0)
+		for (int i = 0; i < ncpu; i++)
+			sum += v[i];
+	free(v);
+	return sum;
+}
