@@ -16,7 +16,7 @@
 #include "util.h"
 
 #define PROG(field) offsetof(struct hostlo_bpf, progs.field)
-#define MAP(field, fd) offsetof(struct hostlo_bpf, maps.field), offsetof(struct state, fd)
+#define MAP(field, fd) offsetof(struct state, fd), offsetof(struct hostlo_bpf, maps.field)
 
 const struct prog_def hook_defs[NR_HOOKS] = {
 	[HOOK_CONNECT4]     = { "connect4", BPF_CGROUP_INET4_CONNECT, PROG(hostlo_connect4) },
