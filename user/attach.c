@@ -28,7 +28,7 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 
 	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0 || ruletab_expand(rs, id, a.gen, &keys, &vals, &n, err))
 		return false;
-	same = a.entries == n;
+	same = a.entries == n && a.origin == rs->origin;
 	for (size_t i = 0; same && i < n; i++)
 		same = bpf_map_lookup_elem(st->rules_fd, &keys[i], &now) == 0 && memcmp(&now, &vals[i], sizeof(now)) == 0;
 	for (int h = 0; same && h < NR_HOOKS; h++) {
@@ -57,7 +57,9 @@ struct attach_txn {
  * a crashed attach left behind can never become live. */
 static int begin(struct state *st, const struct cgroup *cg, const struct ruleset *rs, struct attach_txn *x, char *err)
 {
-	x->next = (struct hostlo_attached){ .level = (__u8)cg->level, .entries = (__u32)ruleset_entries(rs) };
+	x->next = (struct hostlo_attached){
+		.level = (__u8)cg->level, .entries = (__u32)ruleset_entries(rs), .origin = rs->origin,
+	};
 	for (int i = 0; i < rs->n; i++)
 		x->next.steers |= rs->r[i].host_ifindex != 0;
 	if (state_config_read(st, &x->cfg, err))

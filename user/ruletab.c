@@ -239,6 +239,7 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 		}
 	}
 	ret = ruleset_collapse(keys, vals, n, rs, err);
+	rs->origin = a.origin;
 out:
 	free(keys);
 	free(vals);

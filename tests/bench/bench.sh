@@ -63,8 +63,12 @@ for port in $P $PT; do
 done
 ip netns exec $NAT_NS iptables -t nat -A POSTROUTING -s 127.0.0.1 -d $NAT_NET.1 -j SNAT --to-source $NAT_NET.2
 # socat: a userspace proxy on the namespace's loopback
+# (in a cgroup of the test host's, so bench_down's testhost_down stops them and every fork they made)
+mkdir -p "$CG2/$HL_NAME-socat"
 for port in $P $PT; do
-	(ip netns exec $SOCAT_NS taskset -c $CLIENT_CPU socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$SOCAT_NET.1:$port >/dev/null 2>&1 &)
+	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' _ "$CG2/$HL_NAME-socat" \
+		ip netns exec $SOCAT_NS taskset -c $CLIENT_CPU \
+		socat TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr TCP:$SOCAT_NET.1:$port >/dev/null 2>&1 &
 done
 on_host taskset -c $SERVER_CPU "$BENCH" serve 0.0.0.0 $P 3600 >"$STATE/serve" 2>&1 &
 on_host taskset -c $SERVER_CPU iperf3 -s -p $PT >/dev/null 2>&1 &

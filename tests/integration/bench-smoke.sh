@@ -14,5 +14,6 @@ check "hostlo really redirected (its counter moved)" yes "$(jq 'if .redirected >
 check "hook cost measured for connect4 at 1, 1000 and 10000 rules" 3 "$(jq '[.hook_ns_per_call[].connect4 | select(. > 0)] | length' "$out/summary.json")"
 check "samples, table and chart written" "yes yes yes" \
 	"$([ -s "$out/samples.csv" ] && echo yes) $([ -s "$out/table.md" ] && echo yes) $(file "$out/chart.png" | grep -q PNG && echo yes)"
+check "make bench leaves no process behind (its socat proxies)" "" "$(pgrep -f 'socat TCP-LISTEN:[0-9]+,bind=127.0.0.1' | tr '\n' ' ')"
 echo "bench-smoke: $PASSED passed, $FAILED failed"
 echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"
