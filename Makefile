@@ -7,14 +7,16 @@ CC       ?= gcc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
-TRIPLET  := $(shell gcc -dumpmachine 2>/dev/null)   # Debian's multiarch include dir, whichever CC
+# Debian's multiarch include dir, whichever CC; asked when the BPF object is built (`=`, not `:=`),
+# as gcc may come only with make's own deps step
+TRIPLET   = $(shell gcc -dumpmachine 2>/dev/null)
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"' $(USER_EXTRA)
 LDLIBS   := -lbpf -ljson-c -lelf -lz   # libmicrohttpd: opened by serve (user/serve.c)
 STATIC_LIBS := -lbpf -ljson-c -lelf -lz
-BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
+BPFFLAGS  = -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
 
 USER_SRC := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
