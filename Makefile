@@ -7,14 +7,16 @@ CC       ?= gcc
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 ARCH     := $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
-TRIPLET  := $(shell gcc -dumpmachine 2>/dev/null)   # Debian's multiarch include dir, whichever CC
+# Debian's multiarch include dir, whichever CC; asked when the BPF object is built (`=`, not `:=`),
+# as gcc may come only with make's own deps step
+TRIPLET   = $(shell gcc -dumpmachine 2>/dev/null)
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
 CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"' $(USER_EXTRA)
 LDLIBS   := -lbpf -ljson-c -lelf -lz   # libmicrohttpd: opened by serve (user/serve.c)
 STATIC_LIBS := -lbpf -ljson-c -lelf -lz
-BPFFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
+BPFFLAGS  = -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
 
 USER_SRC := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)
@@ -28,7 +30,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image image-agent test-builds fuzz bench install clean
+.PHONY: all deps deps-demo deps-bench deps-test test unit demo static image image-agent test-builds fuzz bench install clean
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -37,11 +39,16 @@ IMAGE    ?= hostlo:latest
 
 all: deps $(BUILD)/hostlo
 
-# Installs missing build packages (scripts/deps.sh) only when a tool or header is absent.
+# What each target needs, as Debian packages: scripts/deps.sh GROUP installs what is missing of the
+# group (as root; without root or sudo it names the missing packages in one line and stops).
+# `make` asks for the build group only when a compiler, bpftool or a header it compiles against is absent.
+BUILD_HEADERS := bpf/libbpf.h gelf.h json-c/json.h zlib.h microhttpd.h
 deps:
-	$(Q)command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && command -v jq >/dev/null && \
-	  test -f /usr/include/bpf/libbpf.h && test -f /usr/include/json-c/json.h && \
-	  test -f /usr/include/cmocka.h && test -f /usr/include/gelf.h || bash scripts/deps.sh
+	$(Q)command -v $(CC) >/dev/null && command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && \
+	  printf '#include <%s>\n' $(BUILD_HEADERS) | $(CC) -E -x c - -o /dev/null 2>/dev/null || bash scripts/deps.sh build
+# demo: ip; bench: iptables, socat, iperf3, the report; test (unit, fuzz, test-builds too): everything.
+deps-demo deps-bench deps-test:
+	$(Q)bash scripts/deps.sh $(@:deps-%=%)
 
 $(BUILD):
 	$(Q)mkdir -p $@
@@ -102,13 +109,13 @@ $(BUILD)/sockprobe: tests/sockprobe.c | $(BUILD)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
-unit: deps $(UNIT_BIN)
+unit: deps-test $(UNIT_BIN)
 	$(Q)$(UNIT_BIN)
 
 # Test builds, each in a folder of its own: crash points (HOSTLO_CRASH_AT, HOSTLO_STALL_AT), another
 # BPF object (what an older or newer build would have pinned), and ASan + UBSan.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-test-builds: deps
+test-builds: deps-test
 	$(Q)$(MAKE) -s BUILD=$(BUILD)/crash USER_EXTRA=-DHOSTLO_CRASH_POINTS $(BUILD)/crash/hostlo
 	$(Q)$(MAKE) -s BUILD=$(BUILD)/variant BPF_EXTRA=-DHOSTLO_TEST_VARIANT $(BUILD)/variant/hostlo
 	$(Q)$(MAKE) -s BUILD=$(BUILD)/asan CC=clang USER_EXTRA="$(SAN)" $(BUILD)/asan/hostlo $(BUILD)/asan/unit_tests
@@ -124,7 +131,7 @@ $(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC) $(HEADERS) | $(BUILD)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Iuser \
 	  tests/fuzz/fuzz_parse.c $(FUZZ_SRC) -ljson-c -o $@
-fuzz: deps $(BUILD)/fuzz_parse
+fuzz: deps-test $(BUILD)/fuzz_parse
 	$(Q)rm -rf $(BUILD)/fuzz-corpus && mkdir -p $(BUILD)/fuzz-corpus
 	$(Q)$(BUILD)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	  $(BUILD)/fuzz-corpus tests/fuzz/corpus 2>&1 | tail -n 25
@@ -135,16 +142,16 @@ $(BUILD)/bench/bench: tests/bench/bench.c
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
 # Benchmarks (root): hostlo vs direct, iptables DNAT and socat, interleaved; QUICK=1 runs every path briefly.
-bench: deps $(BUILD)/hostlo $(BUILD)/sockprobe $(BUILD)/bench/bench
+bench: deps-bench $(BUILD)/hostlo $(BUILD)/sockprobe $(BUILD)/bench/bench
 	$(Q)QUICK=$(QUICK) bash tests/bench/bench.sh
 
 # The README's test command. Needs root: real cgroups, netns and BPF.
-test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe $(BUILD)/loadgen test-builds \
+test: deps-test $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe $(BUILD)/loadgen test-builds \
       $(BUILD)/bench/bench \
       $(BUILD)/fuzz_parse
 	$(Q)bash tests/run.sh
 
-demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe
+demo: deps-demo $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh
 
 # The CLI, its man page and its bash completion, under $(DESTDIR)$(PREFIX).
