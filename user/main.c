@@ -731,6 +731,7 @@ static int run_verb(const struct verb *v, int argc, char **argv)
 	}
 	if (v->check && (ret = v->check(&r.o)))
 		return ret;
+	errors_as_json(r.o.json);
 	if (v->privileges == PRIV_BPF && (ret = check_privileges(v, &r.o)))
 		return ret;
 	if (v->cgroups && (ret = find_cgroups(&r)))

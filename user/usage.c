@@ -43,7 +43,7 @@ static const struct option_help {
 	  "                binds to 127.0.0.1 on those ports become binds to ADDR (default\n"
 	  "                0.0.0.0); binds to ::1 on those ports become binds to ::\n" },
 	{ "OPTIONS", "j",
-	  "-j, --json      print JSON\n" },
+	  "-j, --json      print JSON (a failure too: {\"error\": \"...\"} on stderr)\n" },
 	{ "OPTIONS", "dry-run",
 	  "--dry-run       resolve and print the plan, attach nothing\n" },
 	{ "OPTIONS", "all",
