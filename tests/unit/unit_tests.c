@@ -12,8 +12,12 @@
 #include <cmocka.h>
 #include "cgtree.h"
 #include "container.h"
+#include "label.h"
+#include "preflight.h"
+#include "report.h"
 #include "rules.h"
 #include "target.h"
+#include "usage.h"
 #include "util.h"
 
 static uint32_t ip(const char *s)
@@ -455,6 +459,64 @@ static void test_container_cgroup(void **state)
 	unsetenv("DOCKER_HOST");
 }
 
+/* Table cells: padded to the column, or cut with "…" to exactly its width (characters, not bytes). */
+static void test_table_cell(void **unused)
+{
+	char buf[64];
+
+	(void)unused;
+	table_cell(buf, sizeof(buf), "/docker", 10, true);
+	assert_string_equal(buf, "/docker   ");
+	table_cell(buf, sizeof(buf), "/docker/0123456789", 10, true);
+	assert_string_equal(buf, "/docker/0…");
+	table_cell(buf, sizeof(buf), "/docker/0123456789", 10, false);
+	assert_string_equal(buf, "/docker/0123456789");
+	table_cell(buf, sizeof(buf), "/docker/0123", 12, true);
+	assert_string_equal(buf, "/docker/0123");
+	table_cell(buf, sizeof(buf), "/päth/ünïcode", 8, true);
+	assert_string_equal(buf, "/päth/ü…");
+	table_cell(buf, sizeof(buf), "-", 3, true);
+	assert_string_equal(buf, "-  ");
+	table_cell(buf, 6, "abcdefghij", 8, false);
+	assert_string_equal(buf, "abcde");
+}
+
+/* A row belongs to a TARGET at or above its cgroup, or attached there; "/docker" is not "/docker-x". */
+static void test_in_target(void **unused)
+{
+	struct cgroup docker = { .rel = "/docker", .id = 10 }, root = { .rel = "/", .id = 1 };
+
+	(void)unused;
+	assert_true(in_target(&docker, 11, 99, "/docker/abc"));
+	assert_true(in_target(&docker, 10, 99, "/docker"));
+	assert_true(in_target(&docker, 12, 10, "(gone)"));
+	assert_false(in_target(&docker, 13, 99, "/docker-x/abc"));
+	assert_false(in_target(&docker, 14, 99, "/dock"));
+	assert_true(in_target(&root, 15, 99, "/anything"));
+}
+
+static void test_kernel_version(void **unused)
+{
+	int major = 0, minor = -1;
+
+	(void)unused;
+	assert_int_equal(kernel_version(&major, &minor), 0);
+	assert_true(major >= 3 && minor >= 0);
+	assert_true(kernel_at_least(major, minor));
+	assert_true(kernel_at_least(major - 1, 99));
+	assert_false(kernel_at_least(major, minor + 1));
+	assert_false(kernel_at_least(major + 1, 0));
+}
+
+static void test_word_in(void **unused)
+{
+	(void)unused;
+	assert_true(word_in("cgroup pid cgroup-root j", "cgroup-root"));
+	assert_true(word_in("cgroup pid cgroup-root j", "j"));
+	assert_false(word_in("cgroup-root j", "cgroup"));
+	assert_false(word_in("pid", "p"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -464,6 +526,10 @@ int main(void)
 		cmocka_unit_test(test_ruleset_roundtrip),
 		cmocka_unit_test(test_container_id_of),
 		cmocka_unit_test(test_container_cgroup),
+		cmocka_unit_test(test_table_cell),
+		cmocka_unit_test(test_in_target),
+		cmocka_unit_test(test_kernel_version),
+		cmocka_unit_test(test_word_in),
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),
