@@ -13,6 +13,7 @@
 #include "cgtree.h"
 #include "container.h"
 #include "label.h"
+#include "opts.h"
 #include "preflight.h"
 #include "report.h"
 #include "rules.h"
@@ -517,6 +518,50 @@ static void test_word_in(void **unused)
 	assert_false(word_in("pid", "p"));
 }
 
+/* parse_opts: a command takes only its own options; rules and targets are checked as they come. */
+static int parse(const char *allowed, struct opts *o, ...)
+{
+	char *argv[16] = { "cmd" };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, o);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	return parse_opts("cmd", allowed, argc, argv, o);
+}
+
+static void test_parse_opts(void **unused)
+{
+	struct opts o;
+
+	(void)unused;
+	assert_int_equal(parse("cgroup connect always j", &o, "--cgroup", "/docker", "--connect", "5432", "-j", NULL), 0);
+	assert_string_equal(o.cgroup, "/docker");
+	assert_int_equal(o.rules.n, 1);
+	assert_true(o.json);
+	assert_int_equal(check_attach(&o), 0);
+	assert_int_equal(parse("cgroup connect", &o, "--cgroup", "/docker", "-j", NULL), EXIT_USAGE);
+	assert_int_equal(parse("cgroup pid", &o, "--cgroup", "/a", "--pid", "1", NULL), EXIT_USAGE);
+	assert_int_equal(parse("pid", &o, "--pid", "x", NULL), EXIT_USAGE);
+	assert_int_equal(parse("self parent", &o, "--parent", NULL), EXIT_USAGE);
+	assert_int_equal(parse("cgroup", &o, "extra", NULL), EXIT_USAGE);
+	assert_int_equal(parse("cgroup-root", &o, "--cgroup", NULL), EXIT_USAGE);
+	assert_int_equal(parse("watch prometheus j", &o, "--watch", "5", NULL), 0);
+	assert_int_equal(check_stats(&o), 0);
+	assert_int_equal(o.watch_s, 5);
+	assert_int_equal(parse("watch prometheus j", &o, "--prometheus", "-j", NULL), 0);
+	assert_int_equal(check_stats(&o), EXIT_USAGE);
+	assert_int_equal(parse("every", &o, "--every", "0", NULL), 0);
+	assert_int_equal(check_gc(&o), EXIT_USAGE);
+	assert_int_equal(parse("all cgroup", &o, "--all", NULL), 0);
+	assert_int_equal(check_detach(&o), 0);
+	assert_int_equal(parse("listen", &o, "--listen", "127.0.0.1:80", NULL), 0);
+	assert_int_equal(check_serve(&o), 0);
+	assert_int_equal(ntohs(o.listen_at.sin_port), 80);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -530,6 +575,7 @@ int main(void)
 		cmocka_unit_test(test_in_target),
 		cmocka_unit_test(test_kernel_version),
 		cmocka_unit_test(test_word_in),
+		cmocka_unit_test(test_parse_opts),
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),
