@@ -15,7 +15,9 @@ struct attachment {
 	struct ruleset rules;
 };
 
-/* Printers return nothing: their input is already checked, and a closed stdout is the reader's business. */
+/* Printers return nothing: their input is already checked, and a closed stdout is the reader's business
+ * (prometheus_text, which allocates, is the one exception). */
+
 /* attach: the plan ("would attach", with dry_run) or the result ("attached"). */
 void print_attach(const struct attachment *a, bool dry_run, bool json);
 /* Rules act at bind() time: an app already listening on loopback is reached only once it rebinds. */
