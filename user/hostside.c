@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
@@ -21,6 +20,7 @@
 #include "hostside.h"
 #include "links.h"
 #include "mapio.h"
+#include "preflight.h"
 #include "ruletab.h"
 #include "state.h"
 #include "util.h"
@@ -31,12 +31,7 @@
 
 bool hostside_supported(void)
 {
-	struct utsname u;
-	int major = 0, minor = 0;
-
-	if (uname(&u) != 0 || sscanf(u.release, "%d.%d", &major, &minor) != 2)
-		return false;
-	return major > 5 || (major == 5 && minor >= 17);
+	return kernel_at_least(5, 17);
 }
 
 static bool listener_present(struct state *st, uint16_t port)

@@ -2,6 +2,7 @@
 #ifndef HOSTLO_UTIL_H
 #define HOSTLO_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum {
@@ -13,8 +14,10 @@ enum {
 /* Room for one error line; parsers fill it, the CLI prints it as "hostlo: <msg>". */
 #define ERRLEN 512
 
-/* Prints "hostlo: <fmt>" as one line on stderr. */
+/* Prints "hostlo: <fmt>" as one line on stderr; after errors_as_json(true), {"error":"<fmt>"}. */
 void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Under -j, once the command line is read (its mistakes stay text: they may come before the -j). */
+void errors_as_json(bool on);
 /* Formats into an ERRLEN buffer; returns -1 so callers can `return seterr(err, ...)`. */
 int seterr(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -189,5 +189,39 @@ check "README shows exactly hostlo --help" "$("$HOSTLO" --help)" \
 	"$(sed -n '/^<!-- hostlo --help/,/^## /p' "$ROOT/README.md" | sed '1,2d' | sed '/^```$/,$d')"
 expect "version" 0 "^hostlo .* \(BPF ABI [0-9]+, libbpf v?1\.[0-9]+\)$" -- "$HOSTLO" version
 
+echo "# one command's help; errors as JSON under -j"
+expect "attach --help: attach's synopsis, options and examples" 0 \
+	"^Usage: hostlo attach TARGET RULE\.\.\. \[--dry-run\] \[-j\]
+.*--connect .*--dry-run .*
+EXAMPLES
+  hostlo attach " -- "$HOSTLO" attach --help
+check "attach --help: no other command's options or synopsis" "0" \
+	"$("$HOSTLO" attach --help | grep -cE -- '--prometheus|--every|--listen|--all|hostlo (detach|stats|list)')"
+check "list --help: list's synopsis and its three options only" "Usage: hostlo list [-j] -j --cgroup-root -v" \
+	"$("$HOSTLO" list --help | awk 'NR == 1 { printf "%s", $0 } NR > 1 && /^(OPTIONS)? *-/ { printf " %s", $1 == "OPTIONS" ? $2 : $1 }' | tr -d ,)"
+expect_error "-j: a failure is one JSON line on stderr" 1 '^\{"error":"detach /hostlo-test: not attached"\}$' -- \
+	"$HOSTLO" detach --cgroup $REL -j
+check "-j: and nothing on stdout" "" "$("$HOSTLO" detach --cgroup $REL -j 2>/dev/null)"
+expect_error "-j: a command-line mistake stays text" 2 "^hostlo: --pid x: not a process id" -- "$HOSTLO" stats --pid x -j
+
+echo "# text tables stay aligned with a long cgroup path"
+LONG=$REL/$(printf 'a-rather-long-cgroup-name-%.0s' 1 2 3)
+mkdir -p "$CG2$LONG"
+"$HOSTLO" attach --cgroup "$LONG" --connect $HP=$HOST_IP >/dev/null
+# the first 40 characters of the header and of the row, then 3 more of the header: the path cut to
+# its 40 columns with "…", so the ID column starts where its title does
+cut_columns() {
+	local LC_ALL=C.UTF-8 hdr row
+	{ read -r hdr; read -r row; } < <(script -qec "'$HOSTLO' list" /dev/null | tr -d '\r')
+	echo "${row:0:40}${hdr:40:3}${row:40:2}"
+}
+check "on a terminal: the path is cut with …, the columns line up" "${LONG:0:39}… ID $(stat -c %i "$CG2$LONG" | cut -c1)" \
+	"$(cut_columns)"
+check "in a pipe: the whole path, the column as wide as it" "$LONG $((${#LONG} + 2))" \
+	"$("$HOSTLO" list | awk 'NR == 1 { id = index($0, " ID ") } NR == 2 { print $1, id + 1 }')"
+check "-j: the whole path" "$LONG" "$("$HOSTLO" list -j | jq -r '.[].cgroup')"
+"$HOSTLO" detach --cgroup "$LONG" >/dev/null
+rmdir "$CG2$LONG"
+
 echo "core: $PASSED passed, $FAILED failed"
 echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"

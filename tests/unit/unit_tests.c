@@ -12,9 +12,14 @@
 #include <cmocka.h>
 #include "cgtree.h"
 #include "container.h"
+#include "label.h"
+#include "opts.h"
+#include "preflight.h"
+#include "report.h"
 #include "rules.h"
 #include "netns.h"
 #include "target.h"
+#include "usage.h"
 #include "util.h"
 
 static uint32_t ip(const char *s)
@@ -456,6 +461,108 @@ static void test_container_cgroup(void **state)
 	unsetenv("DOCKER_HOST");
 }
 
+/* Table cells: padded to the column, or cut with "…" to exactly its width (characters, not bytes). */
+static void test_table_cell(void **unused)
+{
+	char buf[64];
+
+	(void)unused;
+	table_cell(buf, sizeof(buf), "/docker", 10, true);
+	assert_string_equal(buf, "/docker   ");
+	table_cell(buf, sizeof(buf), "/docker/0123456789", 10, true);
+	assert_string_equal(buf, "/docker/0…");
+	table_cell(buf, sizeof(buf), "/docker/0123456789", 10, false);
+	assert_string_equal(buf, "/docker/0123456789");
+	table_cell(buf, sizeof(buf), "/docker/0123", 12, true);
+	assert_string_equal(buf, "/docker/0123");
+	table_cell(buf, sizeof(buf), "/päth/ünïcode", 8, true);
+	assert_string_equal(buf, "/päth/ü…");
+	table_cell(buf, sizeof(buf), "-", 3, true);
+	assert_string_equal(buf, "-  ");
+	table_cell(buf, 6, "abcdefghij", 8, false);
+	assert_string_equal(buf, "abcde");
+}
+
+/* A row belongs to a TARGET at or above its cgroup, or attached there; "/docker" is not "/docker-x". */
+static void test_in_target(void **unused)
+{
+	struct cgroup docker = { .rel = "/docker", .id = 10 }, root = { .rel = "/", .id = 1 };
+
+	(void)unused;
+	assert_true(in_target(&docker, 11, 99, "/docker/abc"));
+	assert_true(in_target(&docker, 10, 99, "/docker"));
+	assert_true(in_target(&docker, 12, 10, "(gone)"));
+	assert_false(in_target(&docker, 13, 99, "/docker-x/abc"));
+	assert_false(in_target(&docker, 14, 99, "/dock"));
+	assert_true(in_target(&root, 15, 99, "/anything"));
+}
+
+static void test_kernel_version(void **unused)
+{
+	int major = 0, minor = -1;
+
+	(void)unused;
+	assert_int_equal(kernel_version(&major, &minor), 0);
+	assert_true(major >= 3 && minor >= 0);
+	assert_true(kernel_at_least(major, minor));
+	assert_true(kernel_at_least(major - 1, 99));
+	assert_false(kernel_at_least(major, minor + 1));
+	assert_false(kernel_at_least(major + 1, 0));
+}
+
+static void test_word_in(void **unused)
+{
+	(void)unused;
+	assert_true(word_in("cgroup pid cgroup-root j", "cgroup-root"));
+	assert_true(word_in("cgroup pid cgroup-root j", "j"));
+	assert_false(word_in("cgroup-root j", "cgroup"));
+	assert_false(word_in("pid", "p"));
+}
+
+/* parse_opts: a command takes only its own options; rules and targets are checked as they come. */
+static int parse(const char *allowed, struct opts *o, ...)
+{
+	char *argv[16] = { "cmd" };
+	int argc = 1;
+	va_list ap;
+
+	va_start(ap, o);
+	while (argc < 15 && (argv[argc] = va_arg(ap, char *)))
+		argc++;
+	va_end(ap);
+	return parse_opts("cmd", allowed, argc, argv, o);
+}
+
+static void test_parse_opts(void **unused)
+{
+	struct opts o;
+
+	(void)unused;
+	assert_int_equal(parse("cgroup connect always j", &o, "--cgroup", "/docker", "--connect", "5432", "-j", NULL), 0);
+	assert_string_equal(o.cgroup, "/docker");
+	assert_int_equal(o.rules.n, 1);
+	assert_true(o.json);
+	assert_int_equal(check_attach(&o), 0);
+	assert_int_equal(parse("cgroup connect", &o, "--cgroup", "/docker", "-j", NULL), EXIT_USAGE);
+	assert_int_equal(parse("cgroup pid", &o, "--cgroup", "/a", "--pid", "1", NULL), EXIT_USAGE);
+	assert_int_equal(parse("pid", &o, "--pid", "x", NULL), EXIT_USAGE);
+	assert_int_equal(parse("self parent", &o, "--parent", NULL), EXIT_USAGE);
+	assert_int_equal(parse("cgroup", &o, "extra", NULL), EXIT_USAGE);
+	assert_int_equal(parse("cgroup-root", &o, "--cgroup", NULL), EXIT_USAGE);
+	assert_int_equal(parse("watch prometheus j", &o, "--watch", "5", NULL), 0);
+	assert_int_equal(check_stats(&o), 0);
+	assert_int_equal(o.watch_s, 5);
+	assert_int_equal(parse("watch prometheus j", &o, "--prometheus", "-j", NULL), 0);
+	assert_int_equal(check_stats(&o), EXIT_USAGE);
+	assert_int_equal(parse("every", &o, "--every", "0", NULL), 0);
+	assert_int_equal(check_gc(&o), EXIT_USAGE);
+	assert_int_equal(parse("all cgroup", &o, "--all", NULL), 0);
+	assert_int_equal(check_detach(&o), 0);
+	assert_int_equal(parse("listen", &o, "--listen", "127.0.0.1:80", NULL), 0);
+	assert_int_equal(check_serve(&o), 0);
+	assert_int_equal(ntohs(o.listen_at.sin_port), 80);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -465,6 +572,11 @@ int main(void)
 		cmocka_unit_test(test_ruleset_roundtrip),
 		cmocka_unit_test(test_container_id_of),
 		cmocka_unit_test(test_container_cgroup),
+		cmocka_unit_test(test_table_cell),
+		cmocka_unit_test(test_in_target),
+		cmocka_unit_test(test_kernel_version),
+		cmocka_unit_test(test_word_in),
+		cmocka_unit_test(test_parse_opts),
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),

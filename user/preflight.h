@@ -1,0 +1,21 @@
+/* preflight.h: what hostlo checks before it asks the kernel: its version and our capabilities. */
+#ifndef HOSTLO_PREFLIGHT_H
+#define HOSTLO_PREFLIGHT_H
+
+#include <stdbool.h>
+
+/* The running kernel's major.minor, from uname(2): 0, or -1 when the release cannot be read. */
+int kernel_version(int *major, int *minor);
+/* Whether the running kernel is major.minor or newer; false when its version cannot be read (a
+ * feature is used only where the kernel is known to have it). */
+bool kernel_at_least(int major, int minor);
+
+/* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
+/* Refuses a setuid or setgid run: it would hand kernel-wide redirection to whoever runs the binary. */
+int preflight_not_setuid(char *err);
+/* Refuses a kernel older than what hostlo needs; a release it cannot read lets the kernel answer. */
+int preflight_kernel(char *err);
+/* Names the first missing capability of what cmd needs (CAP_SYS_ADMIN too when it may mount bpffs). */
+int preflight_privileges(const char *cmd, bool mount_needed, char *err);
+
+#endif
