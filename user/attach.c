@@ -13,7 +13,7 @@
 #include "links.h"
 #include "pins.h"
 #include "ruletab.h"
-#include "state.h"
+#include "objects.h"
 #include "util.h"
 
 /* Attaching again with the same rules changes nothing in the kernel, not even a generation. */

@@ -8,7 +8,7 @@
 #include "counters.h"
 #include "mapio.h"
 #include "ruletab.h"
-#include "state.h"
+#include "objects.h"
 #include "util.h"
 
 void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)

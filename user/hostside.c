@@ -22,17 +22,12 @@
 #include "mapio.h"
 #include "preflight.h"
 #include "ruletab.h"
-#include "state.h"
+#include "objects.h"
 #include "util.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
 #endif
-
-bool hostside_supported(void)
-{
-	return kernel_at_least(5, 17);
-}
 
 static bool listener_present(struct state *st, uint16_t port)
 {

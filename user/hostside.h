@@ -11,9 +11,6 @@
 
 struct state;
 
-/* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
-bool hostside_supported(void);
-
 /*
  * Makes the kernel match the steering rules of every attachment: the ports, the host's loopback
  * listeners already open on them, and the two host programs. mnt is the cgroup2 mount. Idempotent;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "links.h"
-#include "state.h"
+#include "objects.h"
 #include "util.h"
 
 void link_path(const struct state *st, uint64_t id, int hook, char *buf, size_t len)

@@ -237,7 +237,7 @@ static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
 		r->addr = gw;
 		r->has_addr = true;
 		/* the gateway is this host: a service on the host's loopback only is reached too */
-		if (r->proto == PROTO_TCP && hostside_supported())
+		if (r->proto == PROTO_TCP && kernel_has_host_side())
 			r->host_ifindex = local_ifindex(gw);
 	}
 	return 0;

@@ -16,10 +16,10 @@
 #include <bpf/libbpf.h>
 #include "hostlo.skel.h"
 #include "crashpoint.h"
-#include "hostside.h"
 #include "links.h"
+#include "objects.h"
+#include "preflight.h"
 #include "pins.h"
-#include "state.h"
 #include "util.h"
 
 #define TMP_PREFIX "hostlo-new-" /* bpffs refuses names with a dot */
@@ -152,7 +152,7 @@ static struct hostlo_bpf *open_object(void)
 {
 	struct hostlo_bpf *skel = hostlo_bpf__open();
 
-	if (skel && !hostside_supported())
+	if (skel && !kernel_has_host_side())
 		for (int i = 0; i < NR_HOST_HOOKS; i++)
 			bpf_program__set_autoload(skel_prog(skel, &host_hook_defs[i]), false);
 #ifdef HOSTLO_CRASH_POINTS

@@ -39,6 +39,11 @@ bool kernel_at_least(int major, int minor)
 	       version_at_least(have_major, have_minor, major, minor);
 }
 
+bool kernel_has_host_side(void)
+{
+	return kernel_at_least(5, 17);
+}
+
 int preflight_not_setuid(char *err)
 {
 	if (getuid() != geteuid() || getgid() != getegid())

@@ -9,6 +9,8 @@ int kernel_version(int *major, int *minor);
 /* Whether the running kernel is major.minor or newer; false when its version cannot be read (a
  * feature is used only where the kernel is known to have it). */
 bool kernel_at_least(int major, int minor);
+/* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
+bool kernel_has_host_side(void);
 
 /* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
 /* Refuses a setuid or setgid run: it would hand kernel-wide redirection to whoever runs the binary. */

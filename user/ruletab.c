@@ -5,7 +5,7 @@
 #include <bpf/bpf.h>
 #include "mapio.h"
 #include "ruletab.h"
-#include "state.h"
+#include "objects.h"
 #include "util.h"
 
 void attached_free(struct attached_table *t)
