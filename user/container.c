@@ -1,6 +1,8 @@
 /* container.c: from a container's ID or name to its cgroup, whatever the runtime's cgroup layout. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,29 +25,27 @@ static bool all_hex(const char *s, size_t len)
 	return true;
 }
 
-/* One path component: "<id>", or "<runtime>-<id>.scope" for the systemd-driven layouts. */
+/* One path component: "<id>", "<runtime>-<id>.scope" for the systemd-driven layouts, or Podman's
+ * "libpod-<id>" under its cgroupfs manager (/libpod_parent/libpod-<id>). */
 static bool component_id(const char *c, size_t len, char id[CONTAINER_ID_LEN + 1])
 {
 	static const char *const prefixes[] = { "docker-", "libpod-", "cri-containerd-", "crio-" };
 	static const char scope[] = ".scope";
+	bool scoped = len > strlen(scope) && memcmp(c + len - strlen(scope), scope, strlen(scope)) == 0;
 	const char *p = c;
-	size_t l = len;
+	size_t l = scoped ? len - strlen(scope) : len;
 
-	if (l > strlen(scope) && memcmp(c + l - strlen(scope), scope, strlen(scope)) == 0) {
-		l -= strlen(scope);
-		for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
-			size_t pl = strlen(prefixes[i]);
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+		size_t pl = strlen(prefixes[i]);
 
-			if (l > pl && memcmp(c, prefixes[i], pl) == 0) {
-				p = c + pl;
-				l -= pl;
-				break;
-			}
+		/* unscoped, only Podman's cgroupfs layout carries a prefix */
+		if (l > pl && memcmp(c, prefixes[i], pl) == 0 && (scoped || i == 1)) {
+			p = c + pl;
+			l -= pl;
+			break;
 		}
-		if (p == c)
-			return false;
 	}
-	if (l != CONTAINER_ID_LEN || !all_hex(p, l))
+	if ((scoped && p == c) || l != CONTAINER_ID_LEN || !all_hex(p, l))
 		return false;
 	memcpy(id, p, CONTAINER_ID_LEN);
 	id[CONTAINER_ID_LEN] = '\0';
@@ -206,6 +206,43 @@ static int docker_inspect(const char *arg, char id[CONTAINER_ID_LEN + 1], char *
 	return 1;
 }
 
+/*
+ * containerd without a systemd cgroup driver (ctr, nerdctl): a running task's bundle names its
+ * cgroup in config.json (linux.cgroupsPath, "/<namespace>/<id>" for ctr run); tasks are looked up by
+ * ID in every namespace. $HOSTLO_CONTAINERD_STATE stands for containerd's state dir, /run/containerd.
+ */
+static bool containerd_cgroup(const struct cgtree *t, const char *id, char *rel, size_t len)
+{
+	const char *state = getenv("HOSTLO_CONTAINERD_STATE");
+	char dir[PATH_MAX], cfg[2 * PATH_MAX];
+	bool found = false;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/io.containerd.runtime.v2.task", state && state[0] ? state : "/run/containerd");
+	d = opendir(dir);
+	while (d && !found && (de = readdir(d))) {
+		json_object *j, *lx, *path;
+		const char *p;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(cfg, sizeof(cfg), "%s/%s/%s/config.json", dir, de->d_name, id);
+		j = json_object_from_file(cfg);
+		if (j && json_object_object_get_ex(j, "linux", &lx) && json_object_object_get_ex(lx, "cgroupsPath", &path) &&
+		    (p = json_object_get_string(path)) && p[0] == '/') {
+			for (size_t i = 0; i < t->n && !found; i++)
+				found = strcmp(t->nodes[i].rel, p) == 0;
+			if (found)
+				snprintf(rel, len, "%s", p);
+		}
+		json_object_put(j);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 int container_cgroup(struct cgtree *t, const char *mnt, const char *arg, char *rel, size_t len, char *err)
 {
 	const struct cgnode *hits[6];
@@ -244,9 +281,12 @@ int container_cgroup(struct cgtree *t, const char *mnt, const char *arg, char *r
 		return seterr(err, "container %s: ambiguous ID prefix, matches %zu containers: %s%s", arg, n, list,
 			      n > 5 ? ", ..." : "");
 	}
+	if (containerd_cgroup(t, arg[0] == '/' ? arg + 1 : arg, rel, len))
+		return 0;
 	if (d > 0)
 		snprintf(derr, sizeof(derr), "Docker at %s", docker_socket(derr));
-	return seterr(err, "container %s: not found (looked in the cgroup2 tree under %s, and %s)", arg, mnt, derr);
+	return seterr(err, "container %s: not found (looked in the cgroup2 tree under %s, containerd's tasks, and %s); "
+		      "name it by --pid PID of a process in it, or --cgroup PATH", arg, mnt, derr);
 }
 
 void docker_names_load(struct docker_names *dn)

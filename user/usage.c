@@ -25,8 +25,9 @@ static const struct option_help {
 	{ "TARGET", "container",
 	  "--container ID|NAME\n"
 	  "                a container's cgroup: a full ID or unique ID prefix (Docker, Podman,\n"
-	  "                containerd, Kubernetes and CRI-O layouts), or a Docker name (asked of\n"
-	  "                the Docker API at $DOCKER_HOST or /var/run/docker.sock)\n" },
+	  "                containerd, Kubernetes and CRI-O layouts), a Docker name (asked of\n"
+	  "                the Docker API at $DOCKER_HOST or /var/run/docker.sock), or a\n"
+	  "                containerd task ID (ctr run's /NAMESPACE/ID)\n" },
 	{ "RULE", "connect always",
 	  "--connect [tcp:|udp:]PORT[-PORT][=ADDR[:PORT]] [--always]\n"
 	  "                connects (and, for udp, datagrams) to 127.0.0.1, ::1 or ::ffff:127.0.0.1\n"

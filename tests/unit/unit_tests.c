@@ -404,6 +404,10 @@ static void test_container_id_of(void **state)
 		{ "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abcd1234" Z56 ".scope", "abcd1234" Z56 },
 		{ "/kubepods/burstable/pod1/abcd1234" Z56, "abcd1234" Z56 },
 		{ "/crio-abcd1234" Z56 ".scope", "abcd1234" Z56 },
+		{ "/libpod_parent/libpod-abcd1234" Z56, "abcd1234" Z56 },   /* Podman, cgroupfs manager */
+		{ "/libpod_parent/libpod-abcd1234" Z56 "/ctr", "abcd1234" Z56 },
+		{ "/system.slice/docker-abcd1234" Z56, NULL },             /* a prefix without .scope: Podman's only */
+		{ "/libpod_parent/libpod-conmon-abcd1234" Z56, NULL },
 		{ "/machine.slice/libpod-conmon-abcd1234" Z56 ".scope", NULL },
 		{ "/docker/ABCD1234" Z56, NULL },
 		{ "/docker/abcd1234", NULL },
@@ -453,12 +457,52 @@ static void test_container_cgroup(void **state)
 	assert_int_equal(container_cgroup(&t, "/cg", "aaaa", rel, sizeof(rel), err), -1);
 	assert_non_null(strstr(err, "ambiguous ID prefix, matches 2 containers: aaaa11110000, aaaa22220000"));
 	assert_int_equal(container_cgroup(&t, "/cg", "web", rel, sizeof(rel), err), -1);
-	assert_non_null(strstr(err, "container web: not found (looked in the cgroup2 tree under /cg, and Docker at "
+	assert_non_null(strstr(err, "container web: not found (looked in the cgroup2 tree under /cg, containerd's tasks, and Docker at "
 				    "/nonexistent/docker.sock: not reachable"));
+	assert_non_null(strstr(err, "name it by --pid PID of a process in it, or --cgroup PATH"));
 	setenv("DOCKER_HOST", "tcp://198.18.0.1:2375", 1);
 	assert_int_equal(container_cgroup(&t, "/cg", "web", rel, sizeof(rel), err), -1);
 	assert_non_null(strstr(err, "only unix:// sockets"));
 	unsetenv("DOCKER_HOST");
+}
+
+/* containerd (ctr): a task's config.json names its cgroup, found by the task's ID in any namespace. */
+static void write_task(const char *state, const char *ns, const char *id, const char *cgroups_path)
+{
+	char cmd[PATH_MAX * 2];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/io.containerd.runtime.v2.task/%s/%s", state, ns, id);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s/io.containerd.runtime.v2.task/%s/%s/config.json", state, ns, id);
+	assert_non_null(f = fopen(cmd, "w"));
+	fprintf(f, "{\"ociVersion\": \"1.0.2\", \"linux\": {\"cgroupsPath\": \"%s\"}}", cgroups_path);
+	fclose(f);
+}
+
+static void test_container_containerd(void **state)
+{
+	struct cgnode nodes[] = { { 1, 0, "/" }, { 2, 1, "/default" }, { 3, 2, "/default/web" }, { 4, 1, "/k8s.io" } };
+	struct cgtree t = { .nodes = nodes, .n = 4 };
+	char dir[] = "/tmp/hostlo-unit-XXXXXX", cmd[64], rel[PATH_MAX], err[ERRLEN];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	write_task(dir, "default", "web", "/default/web");
+	write_task(dir, "default", "gone", "/default/gone");                 /* no such cgroup (stopped) */
+	write_task(dir, "k8s.io", "pod", "kubepods-pod1.slice:cri-containerd:pod"); /* systemd form: by ID */
+	setenv("HOSTLO_CONTAINERD_STATE", dir, 1);
+	setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock", 1);
+	assert_int_equal(container_cgroup(&t, "/cg", "web", rel, sizeof(rel), err), 0);
+	assert_string_equal(rel, "/default/web");
+	assert_int_equal(container_cgroup(&t, "/cg", "/web", rel, sizeof(rel), err), 0);
+	assert_int_equal(container_cgroup(&t, "/cg", "gone", rel, sizeof(rel), err), -1);
+	assert_non_null(strstr(err, "container gone: not found"));
+	assert_int_equal(container_cgroup(&t, "/cg", "pod", rel, sizeof(rel), err), -1);
+	unsetenv("HOSTLO_CONTAINERD_STATE");
+	unsetenv("DOCKER_HOST");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* Table cells: padded to the column, or cut with "…" to exactly its width (characters, not bytes). */
@@ -572,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_ruleset_roundtrip),
 		cmocka_unit_test(test_container_id_of),
 		cmocka_unit_test(test_container_cgroup),
+		cmocka_unit_test(test_container_containerd),
 		cmocka_unit_test(test_table_cell),
 		cmocka_unit_test(test_in_target),
 		cmocka_unit_test(test_kernel_version),
