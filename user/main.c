@@ -115,7 +115,10 @@ static int resolve_target(const struct opts *o, const char *mnt, struct cgroup *
 	struct cgtree tree = { 0 };
 	int rc;
 
-	if (o->cgroup)
+	/* --create under --dry-run creates nothing: a missing cgroup is then reported as such */
+	if (o->cgroup && o->create && !o->dry_run && cgroup_create(&real_sysenv, mnt, o->cgroup, err))
+		rc = -1;
+	else if (o->cgroup)
 		rc = cgroup_from_path(&real_sysenv, mnt, o->cgroup, cg, err);
 	else if (o->pid)
 		rc = cgroup_from_pid(&real_sysenv, mnt, o->pid, cg, err);
@@ -458,9 +461,9 @@ static int do_help(struct run *r);
 
 static const struct verb verbs[] = {
 	{ .name = "attach", .run = do_attach, .check = check_attach, .plan = plan_attach,
-	  .options = "cgroup pid container self parent cgroup-root connect always bind dry-run j v h",
+	  .options = "cgroup pid container self parent cgroup-root connect always bind create dry-run j v h",
 	  .privileges = PRIV_LOAD, .cgroups = true, .state = STATE_CREATE,
-	  .synopsis = "hostlo attach  TARGET RULE... [--dry-run] [-j]" },
+	  .synopsis = "hostlo attach  TARGET RULE... [--create] [--dry-run] [-j]" },
 	{ .name = "detach", .run = do_detach, .check = check_detach,
 	  .options = "cgroup pid container self parent cgroup-root all j v h",
 	  .privileges = PRIV_BPF, .cgroups = true, .state = STATE_GC,

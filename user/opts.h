@@ -10,7 +10,7 @@ struct opts {
 	const char *cgroup, *pid, *container, *cgroup_root;
 	bool self, parent, prometheus;
 	struct ruleset rules;
-	bool json, dry_run, all, help;
+	bool json, dry_run, all, help, create;
 	const char *watch, *every, *listen;
 	long watch_s, every_s;          /* checked seconds, 0: not given */
 	struct sockaddr_in listen_at;   /* serve */

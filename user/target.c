@@ -139,34 +139,67 @@ static int normalise(const char *in, char *out, size_t len, const char *arg, cha
  * PATH is either a path in the file system (under the cgroup2 mount) or the kernel's own name of
  * the cgroup, relative to the cgroup2 root: "/docker/ID" and "docker/ID" both mean MNT/docker/ID.
  */
-int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err)
+/* PATH as a directory under the cgroup2 mount: joined (PATH_MAX * 2 bytes). 0, or -1 with err. */
+static int cgroup_join(const char *mnt, const char *arg, char *norm, char *joined, char *err)
 {
-	char norm[PATH_MAX], joined[PATH_MAX * 2];
 	size_t ml = strlen(mnt);
-	struct stat st;
+	bool under_mnt;
 
 	if (!arg[0])
 		return seterr(err, "--cgroup: empty path");
-	if (normalise(arg, norm, sizeof(norm), arg, err))
+	if (normalise(arg, norm, PATH_MAX, arg, err))
 		return -1;
-	bool under_mnt = strncmp(norm, mnt, ml) == 0 && (norm[ml] == '/' || norm[ml] == '\0');
-
+	under_mnt = strncmp(norm, mnt, ml) == 0 && (norm[ml] == '/' || norm[ml] == '\0');
 	if (under_mnt)
-		snprintf(joined, sizeof(joined), "%s", norm);
+		snprintf(joined, PATH_MAX * 2, "%s", norm);
 	else
-		snprintf(joined, sizeof(joined), "%s%s", strcmp(mnt, "/") ? mnt : "", norm);
+		snprintf(joined, PATH_MAX * 2, "%s%s", strcmp(mnt, "/") ? mnt : "", norm);
+	return 0;
+}
 
+int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err)
+{
+	char norm[PATH_MAX], joined[PATH_MAX * 2];
+	struct stat st;
+
+	if (cgroup_join(mnt, arg, norm, joined, err))
+		return -1;
 	if (stat(joined, &st) != 0) {
 		/* an existing directory outside cgroup2 deserves a better answer than "not found" */
 		if (arg[0] == '/' && stat(norm, &st) == 0)
 			return seterr(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
-		return seterr(err, "cgroup %s: no such cgroup (looked for %s)", arg, joined);
+		return seterr(err, "cgroup %s: no such cgroup (looked for %s; attach --create makes it)", arg, joined);
 	}
 	if (!S_ISDIR(st.st_mode))
 		return seterr(err, "cgroup %s: not a directory", arg);
 	if (!env->is_cgroup2(joined))
 		return seterr(err, "cgroup %s: not a cgroup v2 directory (cgroup2 is mounted at %s)", arg, mnt);
 	return cgroup_fill(mnt, joined, cg, err);
+}
+
+int cgroup_create(const struct sysenv *env, const char *mnt, const char *arg, char *err)
+{
+	char norm[PATH_MAX], joined[PATH_MAX * 2];
+	size_t ml = strlen(mnt);
+
+	if (cgroup_join(mnt, arg, norm, joined, err))
+		return -1;
+	if (strlen(joined) <= ml)
+		return seterr(err, "cgroup %s: the cgroup2 root exists already", arg);
+	if (!env->is_cgroup2(mnt))
+		return seterr(err, "cgroup %s: %s is not a cgroup2 mount", arg, mnt);
+	/* each level below the mount, as mkdir -p would; an existing one is kept as it is */
+	for (char *p = joined + ml + 1; p; p = strchr(p + 1, '/')) {
+		char c = *p;
+
+		*p = '\0';
+		if (p > joined + ml + 1 && mkdir(joined, 0755) != 0 && errno != EEXIST)
+			return seterr(err, "cgroup %s: cannot create %s: %s", arg, joined, strerror(errno));
+		*p = c;
+	}
+	if (mkdir(joined, 0755) != 0 && errno != EEXIST)
+		return seterr(err, "cgroup %s: cannot create %s: %s", arg, joined, strerror(errno));
+	return 0;
 }
 
 /* The cgroup v2 path in a /proc/PID/cgroup file ("0::/path"), or "" when it has none; -1 if unreadable. */

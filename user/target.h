@@ -24,6 +24,8 @@ struct cgroup {
 /* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err);
 int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err);
+/* Makes the cgroup PATH names (and its missing parents) under the cgroup2 mount; an existing one is fine. */
+int cgroup_create(const struct sysenv *env, const char *mnt, const char *arg, char *err);
 int cgroup_from_pid(const struct sysenv *env, const char *mnt, const char *pid, struct cgroup *cg, char *err);
 /* Some process in the cgroup or, failing that, in its descendants; 0 when there is none. */
 int cgroup_some_pid(const char *path);

@@ -47,6 +47,9 @@ static const struct option_help {
 	  "-j, --json      print JSON (a failure too: {\"error\": \"...\"} on stderr)\n" },
 	{ "OPTIONS", "dry-run",
 	  "--dry-run       resolve and print the plan, attach nothing\n" },
+	{ "OPTIONS", "create",
+	  "--create        (attach) make the --cgroup PATH first if it does not exist, so\n"
+	  "                a --cgroup-parent can be attached before any container starts\n" },
 	{ "OPTIONS", "all",
 	  "--all           (detach) remove every attachment and everything hostlo pinned\n" },
 	{ "OPTIONS", "prometheus",

@@ -179,6 +179,22 @@ expect_error "exit 1: not privileged (as nobody)" 1 "^hostlo: attach: permission
 expect_error "exit 1: setuid refused" 1 "^hostlo: refusing to run setuid" -- \
 	bash -c "chmod u+s '$NOBODY/hostlo' && setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all '$NOBODY/hostlo' list"
 check "after every failure: nothing attached, nothing pinned" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
+
+echo "# attach --create: a parent cgroup prepared before any container starts in it"
+MADE=/$HL_NAME-made/pod
+expect_error "--create needs --cgroup" 2 "^hostlo: attach: --create makes a --cgroup PATH, and needs one" -- \
+	"$HOSTLO" attach --pid 1 --create --connect $HP=$HOST_IP
+expect_error "--create under --dry-run creates nothing" 1 "^hostlo: cgroup $MADE: no such cgroup .*attach --create makes it" -- \
+	"$HOSTLO" attach --cgroup $MADE --create --dry-run --connect $HP=$HOST_IP
+check "... and no directory appeared" "absent" "$([ -e "$CG2/$HL_NAME-made" ] && echo present || echo absent)"
+expect "attach --create makes the cgroup (and its parent), then attaches" 0 "^attached $MADE \(cgroup id [0-9]+\)" -- \
+	"$HOSTLO" attach --cgroup $MADE --create --connect $HP=$HOST_IP
+check "one program per hook on the cgroup it made" 9 "$(hook_count "$CG2$MADE")"
+expect "a process that starts in it later is redirected" 0 "^peer=127.0.0.1:$HP got=host$" -- \
+	incg "$CG2$MADE" "$PROBE" connect 127.0.0.1 $HP
+expect "attach --create of a cgroup that exists keeps it (same id)" 0 "^attached $MADE \(cgroup id $(stat -c %i "$CG2$MADE")\)" -- \
+	"$HOSTLO" attach --cgroup $MADE --create --connect $HP=$HOST_IP
+expect "detach" 0 "^detached $MADE" -- "$HOSTLO" detach --cgroup $MADE
 expect "help lists every command" 0 "hostlo attach .*
 .*hostlo detach .*
 .*hostlo list .*
@@ -191,7 +207,7 @@ expect "version" 0 "^hostlo .* \(BPF ABI [0-9]+, libbpf v?1\.[0-9]+\)$" -- "$HOS
 
 echo "# one command's help; errors as JSON under -j"
 expect "attach --help: attach's synopsis, options and examples" 0 \
-	"^Usage: hostlo attach TARGET RULE\.\.\. \[--dry-run\] \[-j\]
+	"^Usage: hostlo attach TARGET RULE\.\.\. \[--create\] \[--dry-run\] \[-j\]
 .*--connect .*--dry-run .*
 EXAMPLES
   hostlo attach " -- "$HOSTLO" attach --help
