@@ -53,7 +53,8 @@ struct hostlo_attached {
 	__u32 stale;                     /* that generation's entries */
 	__u8 level;                      /* its depth in the cgroup2 tree */
 	__u8 steers;                     /* some rule has HOSTLO_RULE_STEER */
-	__u8 pad[6];
+	__u8 origin;                     /* who asked for it: enum rule_origin (user/rules.h); user space only */
+	__u8 pad[5];
 };
 
 struct hostlo_rule_val {

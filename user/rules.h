@@ -25,7 +25,14 @@ struct rule {
 	int host_listening;           /* report only: target ports with such a listener now, -1 unknown */
 };
 
+/* Who asked for a rule set: recorded with the attachment, so hostlo watch changes only its own. */
+enum rule_origin { RULE_ORIGIN_CLI = 0, RULE_ORIGIN_LABEL = 1, RULE_ORIGIN_CONFIG = 2 };
+
+/* "cli", "label" or "config". */
+const char *rule_origin_name(int origin);
+
 struct ruleset {
+	uint8_t origin;               /* enum rule_origin */
 	int n;
 	struct rule r[MAX_RULES];
 };

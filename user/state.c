@@ -926,7 +926,7 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 
 	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0 || expand_entries(rs, id, a.gen, &keys, &vals, &n, err))
 		return false;
-	same = a.entries == n;
+	same = a.entries == n && a.origin == rs->origin;
 	for (size_t i = 0; same && i < n; i++)
 		same = bpf_map_lookup_elem(st->rules_fd, &keys[i], &now) == 0 && memcmp(&now, &vals[i], sizeof(now)) == 0;
 	for (int h = 0; same && h < NR_HOOKS; h++) {
@@ -976,7 +976,8 @@ int state_repair_attach(struct state *st, uint64_t self, char *err)
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
 {
 	struct hostlo_config cfg, saved_cfg;
-	struct hostlo_attached cur, next = { .level = (__u8)cg->level, .entries = (__u32)ruleset_entries(rs) };
+	struct hostlo_attached cur, next = { .level = (__u8)cg->level, .entries = (__u32)ruleset_entries(rs),
+					     .origin = rs->origin };
 
 	for (int i = 0; i < rs->n; i++)
 		next.steers |= rs->r[i].host_ifindex != 0;
@@ -1349,6 +1350,7 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 		}
 	}
 	ret = ruleset_collapse(keys, vals, n, rs, err);
+	rs->origin = a.origin;
 	if (ret == 0)
 		state_listening(st, rs);
 out:
