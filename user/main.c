@@ -18,6 +18,7 @@
 #include "target.h"
 #include "trace.h"
 #include "util.h"
+#include "watch.h"
 
 #ifndef HOSTLO_VERSION
 #define HOSTLO_VERSION "unknown"
@@ -36,6 +37,7 @@ static const char usage_text[] =
 "  hostlo gc      [--every SECONDS] [-j]\n"
 "  hostlo trace   [TARGET] [-j]\n"
 "  hostlo serve   [--listen ADDR:PORT]\n"
+"  hostlo watch   [--config FILE] [-j]\n"
 "  hostlo version\n"
 "  hostlo help | --help | COMMAND --help\n"
 "\n"
@@ -71,6 +73,9 @@ static const char usage_text[] =
 "        --every SECONDS (gc) run forever: a pass, then the counters, every SECONDS\n"
 "        --listen ADDR:PORT\n"
 "                        (serve) where to serve /metrics and /healthz (default 127.0.0.1:9477)\n"
+"        --config FILE   (watch) rules by container name, image or label, JSON\n"
+"                        (default /etc/hostlo/watch.conf; labels io.hostlo.connect and\n"
+"                        io.hostlo.bind win over it)\n"
 "        --cgroup-root PATH\n"
 "                        where the host's cgroup2 tree is mounted (default: from mountinfo)\n"
 "        -v, --verbose   more detail on errors (the libbpf and verifier log)\n"
@@ -84,6 +89,10 @@ static const char usage_text[] =
 "trace prints each rewrite as it happens (time, container, pid, command, what became what)\n"
 "until Ctrl-C, then how many events were dropped; the programs make no event otherwise.\n"
 "serve answers /metrics (what stats --prometheus prints, after a gc) and /healthz over HTTP.\n"
+"watch runs until SIGTERM: every Docker container whose labels (io.hostlo.connect=5432,udp:53,\n"
+"io.hostlo.bind=3000: RULEs, comma-separated, '!' after a connect item for --always) or config\n"
+"entry asks for rules is attached when its cgroup appears, before its entrypoint runs, again at\n"
+"each restart; SIGHUP reloads the config. attach by hand is never changed by it (list: origin).\n"
 "\n"
 "EXAMPLES\n"
 "  hostlo attach --cgroup /docker --connect 5432 --bind 3000\n"
@@ -102,14 +111,14 @@ static void usage_error(const char *fmt, const char *arg)
 }
 
 struct opts {
-	const char *cgroup, *pid, *container, *cgroup_root, *every, *watch, *listen;
+	const char *cgroup, *pid, *container, *cgroup_root, *every, *watch, *listen, *config;
 	bool self, parent, prometheus;
 	struct ruleset rules;
 	bool json, dry_run, all, help;
 };
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN, OPT_CONFIG };
 
 /* Whether the space-separated list has this exact word ("cgroup" is not "cgroup-root"). */
 static bool allows(const char *list, const char *word)
@@ -141,6 +150,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 		{ "watch", required_argument, NULL, OPT_WATCH },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -199,6 +209,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		case OPT_PROMETHEUS: o->prometheus = true; break;
 		case OPT_WATCH: o->watch = optarg; break;
 		case OPT_LISTEN: o->listen = optarg; break;
+		case OPT_CONFIG: o->config = optarg; break;
 		case OPT_CONNECT:
 		case OPT_BIND:
 			if ((c == OPT_CONNECT ? parse_connect : parse_bind)(optarg, &r, err) ||
@@ -939,6 +950,21 @@ static int do_serve(int argc, char **argv)
 	return serve_run(&at, render_metrics, &o);
 }
 
+static int do_watch(int argc, char **argv)
+{
+	char mnt[PATH_MAX];
+	struct opts o;
+	int ret = parse_opts("watch", argc, argv, "config cgroup-root j v h", &o);
+
+	if (ret || o.help)
+		return ret ? ret : (fputs(usage_text, stdout), 0);
+	if (!kernel_supported() || check_privileges("watch", true))
+		return EXIT_FAIL;
+	if ((ret = find_cgroup2(&o, mnt, sizeof(mnt))))
+		return ret;
+	return watch_run(mnt, o.config, o.json);
+}
+
 static int do_version(int argc, char **argv)
 {
 	struct opts o;
@@ -980,6 +1006,7 @@ static const struct command {
 	{ "gc", do_gc },
 	{ "trace", do_trace },
 	{ "serve", do_serve },
+	{ "watch", do_watch },
 	{ "version", do_version },
 	{ "help", do_help },
 };

@@ -114,6 +114,7 @@ json_object *attachment_json(const struct attachment *a)
 	json_object *o = json_object_new_object();
 
 	label_json(o, &a->label, a->id);
+	json_object_object_add(o, "origin", json_object_new_string(rule_origin_name(a->rules.origin)));
 	json_object_object_add(o, "rules", ruleset_json(&a->rules));
 	return o;
 }
@@ -133,13 +134,14 @@ void print_list(const struct attachment *a, size_t n, bool json)
 		puts("nothing attached");
 		return;
 	}
-	printf("%-40s %-10s %-12s  %-20s %s\n", "CGROUP", "ID", "CONTAINER", "NAME", "RULES");
+	printf("%-40s %-10s %-12s  %-20s %-6s %s\n", "CGROUP", "ID", "CONTAINER", "NAME", "ORIGIN", "RULES");
 	for (size_t i = 0; i < n; i++) {
 		char rules[4096], label[128];
 
 		ruleset_text(&a[i].rules, rules, sizeof(rules));
 		label_text(&a[i].label, label, sizeof(label));
-		printf("%-40s %-10llu %s %s\n", a[i].label.rel, (unsigned long long)a[i].id, label, rules);
+		printf("%-40s %-10llu %s %-6s %s\n", a[i].label.rel, (unsigned long long)a[i].id, label,
+		       rule_origin_name(a[i].rules.origin), rules);
 	}
 }
 
