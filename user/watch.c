@@ -365,10 +365,20 @@ static void apply(struct watch *w, const struct docker_ctr *c, const char *rel, 
 		return;
 	}
 	rc = fill_gateways(c, &cg, &rs, err);
-	if (rc > 0)
-		return; /* no network of its own and no process yet: its start event brings it back */
 	if (rc < 0)
 		goto fail;
+	if (rc > 0) {
+		/* no network of its own and no process to ask yet: the rules that need no gateway now (binds
+		 * before the app's first), the whole set at its start event */
+		int n = 0;
+
+		for (int i = 0; i < rs.n; i++)
+			if (rs.r[i].has_addr)
+				rs.r[n++] = rs.r[i];
+		rs.n = n;
+		if (!n)
+			return;
+	}
 	attach(w, c, &cg, &rs, since);
 	return;
 fail:
