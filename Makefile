@@ -147,11 +147,14 @@ test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe
 demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh
 
-# The CLI, its man page and its bash completion, under $(DESTDIR)$(PREFIX).
+# The CLI, its man page, its bash completion and the watch agent's systemd unit, under $(DESTDIR)$(PREFIX).
 install: $(BUILD)/hostlo
 	install -D -m 0755 $(BUILD)/hostlo $(DESTDIR)$(PREFIX)/sbin/hostlo
 	install -D -m 0644 docs/hostlo.8 $(DESTDIR)$(PREFIX)/share/man/man8/hostlo.8
 	install -D -m 0644 docs/hostlo.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hostlo
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|' deploy/systemd/hostlo-watch.service \
+	  >$(DESTDIR)$(PREFIX)/lib/systemd/system/hostlo-watch.service
 
 clean:
 	rm -rf $(BUILD)
