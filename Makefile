@@ -119,7 +119,7 @@ $(BUILD)/loadgen: tests/loadgen.c | $(BUILD)
 
 # libFuzzer over rule and target parsing; FUZZ_SECONDS of fuzzing from the seed corpus in the repo.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := user/rules.c user/util.c user/container.c user/docker.c user/target.c user/cgtree.c
+FUZZ_SRC := user/rules.c user/util.c user/container.c user/docker.c user/target.c user/cgtree.c user/watchconf.c
 $(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC) $(HEADERS) | $(BUILD)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Iuser \
