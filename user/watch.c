@@ -714,6 +714,7 @@ static int setup(struct watch *w, char *err)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN); /* an engine that goes away mid-request is an error to log, not an exit */
 	w->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (w->sig_fd < 0)
 		return seterr(err, "watch: signalfd: %s", strerror(errno));
