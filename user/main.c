@@ -633,6 +633,8 @@ static int do_list(int argc, char **argv)
 		}
 		if (!ret)
 			print_list(a, n, o.json);
+		if (!ret && !o.json && watch_agent_pid())
+			printf("hostlo watch runs (pid %d): it keeps the label and config attachments\n", watch_agent_pid());
 	}
 	free(a);
 	free(ids);

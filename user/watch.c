@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <time.h>
@@ -57,7 +59,7 @@ struct watch {
 	char config_path[PATH_MAX];
 	bool config_given, json;
 	struct watchconf conf;
-	int ino_fd, sig_fd;
+	int ino_fd, sig_fd, pid_fd;
 	struct wdir *dirs;
 	size_t ndirs;
 	struct docker_events ev;
@@ -695,12 +697,62 @@ static int poll_timeout(const struct watch *w)
 	return next <= t ? 0 : (int)((next - t) * 1e3) + 1;
 }
 
+/* One agent per bpffs, and list can tell it runs: a pid file it holds locked while it runs. Beside
+ * the bpffs mount when $HOSTLO_BPFFS names one (a bpffs holds no regular file), else in /run. */
+static void pid_path(char *buf, size_t len)
+{
+	const char *env = getenv("HOSTLO_BPFFS");
+
+	snprintf(buf, len, "%s", env && env[0] ? env : "/run/hostlo-watch");
+	for (size_t l = strlen(buf); l > 1 && buf[l - 1] == '/'; l--)
+		buf[l - 1] = '\0';
+	snprintf(buf + strlen(buf), len - strlen(buf), "%s", env && env[0] ? ".watch.pid" : ".pid");
+}
+
+static int read_pid(int fd)
+{
+	char buf[32] = "";
+
+	return pread(fd, buf, sizeof(buf) - 1, 0) > 0 ? atoi(buf) : 0;
+}
+
+int watch_agent_pid(void)
+{
+	char path[PATH_MAX];
+	int fd, pid = 0;
+
+	pid_path(path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK)
+		pid = read_pid(fd);
+	close(fd);
+	return pid;
+}
+
+static int claim(struct watch *w, char *err)
+{
+	char path[PATH_MAX], pid[32];
+
+	pid_path(path, sizeof(path));
+	w->pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (w->pid_fd < 0)
+		return seterr(err, "watch: %s: %s", path, strerror(errno));
+	if (flock(w->pid_fd, LOCK_EX | LOCK_NB) != 0)
+		return seterr(err, "watch: another agent runs for %s (pid %d)", state_bpffs_path(), read_pid(w->pid_fd));
+	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(w->pid_fd, 0) != 0 || pwrite(w->pid_fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid))
+		return seterr(err, "watch: %s: %s", path, strerror(errno));
+	return 0;
+}
+
 static int setup(struct watch *w, char *err)
 {
 	struct state st = { .lock_fd = -1 };
 	sigset_t set;
 
-	if (load_config(w, err))
+	if (claim(w, err) || load_config(w, err))
 		return -1;
 	/* bpffs and its lock reachable: else every attach would fail, one log line each */
 	if (state_open(&st, OPEN_EXISTING, err))
@@ -728,7 +780,7 @@ static int setup(struct watch *w, char *err)
 
 int watch_run(const char *mnt, const char *config, bool json)
 {
-	struct watch w = { .mnt = mnt, .json = json, .ino_fd = -1, .sig_fd = -1, .backoff = BACKOFF_MIN_S,
+	struct watch w = { .mnt = mnt, .json = json, .ino_fd = -1, .sig_fd = -1, .pid_fd = -1, .backoff = BACKOFF_MIN_S,
 			   .config_given = config != NULL };
 	char err[ERRLEN];
 	int ret = EXIT_OK;
@@ -775,5 +827,7 @@ out:
 		close(w.ino_fd);
 	if (w.sig_fd >= 0)
 		close(w.sig_fd);
+	if (w.pid_fd >= 0)
+		close(w.pid_fd); /* the file stays: a stale one is unlocked, so nobody takes it for an agent */
 	return ret;
 }

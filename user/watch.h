@@ -11,4 +11,7 @@
  */
 int watch_run(const char *mnt, const char *config, bool json);
 
+/* The pid of the agent that runs for this bpffs ($HOSTLO_BPFFS), or 0 when none does. */
+int watch_agent_pid(void);
+
 #endif
