@@ -126,7 +126,7 @@ $(BUILD)/loadgen: tests/loadgen.c | $(BUILD)
 
 # libFuzzer over rule and target parsing; FUZZ_SECONDS of fuzzing from the seed corpus in the repo.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := user/rules.c user/util.c user/container.c user/target.c user/netns.c user/cgtree.c
+FUZZ_SRC := user/rules.c user/util.c user/container.c user/docker.c user/target.c user/netns.c user/cgtree.c user/watchconf.c
 $(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC) $(HEADERS) | $(BUILD)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Iuser \
@@ -154,11 +154,14 @@ test: deps-test $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sock
 demo: deps-demo $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh
 
-# The CLI, its man page and its bash completion, under $(DESTDIR)$(PREFIX).
+# The CLI, its man page, its bash completion and the watch agent's systemd unit, under $(DESTDIR)$(PREFIX).
 install: $(BUILD)/hostlo
 	install -D -m 0755 $(BUILD)/hostlo $(DESTDIR)$(PREFIX)/sbin/hostlo
 	install -D -m 0644 docs/hostlo.8 $(DESTDIR)$(PREFIX)/share/man/man8/hostlo.8
 	install -D -m 0644 docs/hostlo.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/hostlo
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|' deploy/systemd/hostlo-watch.service \
+	  >$(DESTDIR)$(PREFIX)/lib/systemd/system/hostlo-watch.service
 
 clean:
 	rm -rf $(BUILD)

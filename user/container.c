@@ -6,16 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 #include <json-c/json.h>
 #include "container.h"
+#include "docker.h"
 #include "util.h"
-
-#define DOCKER_SOCK "/var/run/docker.sock"
-#define DOCKER_TIMEOUT_S 5
-#define DOCKER_MAX_REPLY (16 << 20)
 
 static bool all_hex(const char *s, size_t len)
 {
@@ -105,84 +99,6 @@ static size_t find_by_prefix(struct cgtree *t, const char *prefix, const struct 
 		n++;
 	}
 	return n;
-}
-
-static const char *docker_socket(char *err)
-{
-	const char *host = getenv("DOCKER_HOST");
-
-	if (!host || !host[0])
-		return DOCKER_SOCK;
-	if (strncmp(host, "unix://", 7) == 0)
-		return host + 7;
-	seterr(err, "DOCKER_HOST %s: only unix:// sockets are supported", host);
-	return NULL;
-}
-
-/*
- * GET over the Docker unix socket, HTTP/1.0 so the reply is neither chunked nor kept alive. A dozen
- * lines of HTTP instead of libcurl keep the static init-container binary free of curl's dependencies.
- * Returns the HTTP status (body parsed into *json when it is JSON), or -1 with err set.
- */
-static int docker_get(const char *path, json_object **json, char *err)
-{
-	struct timeval tv = { .tv_sec = DOCKER_TIMEOUT_S };
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	const char *sock = docker_socket(err);
-	size_t len = 0, cap = 65536;
-	char req[512], *buf = NULL, *body;
-	int fd, status = -1;
-	ssize_t r;
-
-	*json = NULL;
-	if (!sock)
-		return -1;
-	if (strlen(sock) >= sizeof(sa.sun_path))
-		return seterr(err, "Docker at %s: socket path too long", sock);
-	strcpy(sa.sun_path, sock);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return seterr(err, "Docker at %s: %s", sock, strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		seterr(err, "Docker at %s: not reachable: %s", sock, strerror(errno));
-		goto out;
-	}
-	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: docker\r\n\r\n", path);
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		seterr(err, "Docker at %s: %s", sock, strerror(errno));
-		goto out;
-	}
-	buf = malloc(cap + 1);
-	while (buf && (r = read(fd, buf + len, cap - len)) > 0) {
-		len += (size_t)r;
-		if (len == cap) {
-			char *b = cap < DOCKER_MAX_REPLY ? realloc(buf, (cap *= 2) + 1) : NULL;
-
-			if (!b) {
-				seterr(err, "Docker at %s: reply too large", sock);
-				goto out;
-			}
-			buf = b;
-		}
-	}
-	if (!buf || len == 0) {
-		seterr(err, "Docker at %s: no reply", sock);
-		goto out;
-	}
-	buf[len] = '\0';
-	body = strstr(buf, "\r\n\r\n");
-	if (sscanf(buf, "HTTP/%*d.%*d %d", &status) != 1 || !body) {
-		seterr(err, "Docker at %s: not an HTTP reply", sock);
-		status = -1;
-		goto out;
-	}
-	*json = json_tokener_parse(body + 4);
-out:
-	free(buf);
-	close(fd);
-	return status;
 }
 
 /* Docker's own resolution (name, full ID or unique prefix); 1 when Docker says there is no such container. */

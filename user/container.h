@@ -1,4 +1,4 @@
-/* container.h: container IDs in cgroup paths, and the Docker Engine API for names. */
+/* container.h: container IDs in cgroup paths; names from the Docker Engine API (docker.c). */
 #ifndef HOSTLO_CONTAINER_H
 #define HOSTLO_CONTAINER_H
 

@@ -29,6 +29,7 @@
 #include "trace.h"
 #include "usage.h"
 #include "util.h"
+#include "watch.h"
 
 #ifndef HOSTLO_VERSION
 #define HOSTLO_VERSION "unknown"
@@ -340,6 +341,8 @@ static int do_list(struct run *r)
 	}
 	if (!ret)
 		print_list(a, n, r->o.json);
+	if (!ret && !r->o.json && watch_agent_pid())
+		printf("hostlo watch runs (pid %d): it keeps the label and config attachments\n", watch_agent_pid());
 	free(a);
 	free(ids);
 	labeler_reset(&lb);
@@ -451,6 +454,11 @@ static int do_serve(struct run *r)
 	return serve_run(&r->o.listen_at, render_metrics, r);
 }
 
+static int do_watch(struct run *r)
+{
+	return watch_run(r->mnt, r->o.config, r->o.json);
+}
+
 static int do_version(struct run *r)
 {
 	print_version(HOSTLO_VERSION, r->o.json);
@@ -488,6 +496,10 @@ static const struct verb verbs[] = {
 	  .options = "listen cgroup-root v h",
 	  .privileges = PRIV_BPF, .cgroups = false, .state = STATE_NONE,
 	  .synopsis = "hostlo serve   [--listen ADDR:PORT]" },
+	{ .name = "watch", .run = do_watch,
+	  .options = "config cgroup-root j v h",
+	  .privileges = PRIV_LOAD, .cgroups = true, .state = STATE_NONE,
+	  .synopsis = "hostlo watch   [--config FILE] [-j]" },
 	{ .name = "version", .run = do_version,
 	  .options = "j v h",
 	  .privileges = PRIV_NONE, .cgroups = false, .state = STATE_NONE,

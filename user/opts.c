@@ -24,7 +24,7 @@ bool has_target(const struct opts *o)
 }
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN, OPT_CREATE };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN, OPT_CREATE, OPT_CONFIG };
 
 /* Indexed by OPT_* - 256: an option's word is its name. */
 static const struct option longopts[] = {
@@ -44,6 +44,7 @@ static const struct option longopts[] = {
 	{ "watch", required_argument, NULL, OPT_WATCH },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "create", no_argument, NULL, OPT_CREATE },
+	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "json", no_argument, NULL, 'j' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -101,6 +102,7 @@ static int take_option(const char *cmd, int c, const char *arg, struct opts *o)
 	case OPT_LISTEN: o->listen = arg; break;
 	case OPT_DRY_RUN: o->dry_run = true; break;
 	case OPT_CREATE: o->create = true; break;
+	case OPT_CONFIG: o->config = optarg; break;
 	case OPT_ALL: o->all = true; break;
 	case 'j': o->json = true; break;
 	case 'v': verbose++; break;

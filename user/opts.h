@@ -11,7 +11,7 @@ struct opts {
 	bool self, parent, prometheus;
 	struct ruleset rules;
 	bool json, dry_run, all, help, create;
-	const char *watch, *every, *listen;
+	const char *watch, *every, *listen, *config;
 	long watch_s, every_s;          /* checked seconds, 0: not given */
 	struct sockaddr_in listen_at;   /* serve */
 };

@@ -62,7 +62,7 @@ static json_object *rule_json(const struct rule *r)
 	return o;
 }
 
-static json_object *ruleset_json(const struct ruleset *rs)
+json_object *ruleset_json(const struct ruleset *rs)
 {
 	json_object *a = json_object_new_array();
 
@@ -83,7 +83,7 @@ static size_t host_note(const struct rule *r, char *buf, size_t len)
 	return (size_t)snprintf(buf, len, " (host loopback: %d of %u listening)", r->host_listening, ports);
 }
 
-static void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
+void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
 {
 	size_t n = 0;
 
@@ -196,6 +196,7 @@ static json_object *attachment_json(const struct attachment *a)
 	json_object *o = json_object_new_object();
 
 	label_json(o, &a->label, a->id);
+	json_object_object_add(o, "origin", json_object_new_string(rule_origin_name(a->rules.origin)));
 	json_object_object_add(o, "rules", ruleset_json(&a->rules));
 	return o;
 }
@@ -241,8 +242,8 @@ static void list_text(const struct attachment *a, size_t n)
 		column_fit(&cgroup, a[i].label.rel);
 		column_fit(&name, a[i].label.name ? a[i].label.name : "-");
 	}
-	printf("%-*s %-10s %-12s  %-*s %s\n", (int)cgroup.width, "CGROUP", "ID", "CONTAINER", (int)name.width, "NAME",
-	       "RULES");
+	printf("%-*s %-10s %-12s  %-*s %-6s %s\n", (int)cgroup.width, "CGROUP", "ID", "CONTAINER", (int)name.width,
+	       "NAME", "ORIGIN", "RULES");
 	for (size_t i = 0; i < n; i++) {
 		char rules[4096];
 
@@ -250,7 +251,7 @@ static void list_text(const struct attachment *a, size_t n)
 		put_cell(&cgroup, a[i].label.rel);
 		printf(" %-10llu ", (unsigned long long)a[i].id);
 		put_label(&a[i].label, &name);
-		printf(" %s\n", rules);
+		printf(" %-6s %s\n", rule_origin_name(a[i].rules.origin), rules);
 	}
 }
 

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <json-c/json.h>
 #include "hostlo.h"
 #include "label.h"
 #include "rules.h"
@@ -19,6 +20,9 @@ struct attachment {
  * (prometheus_text, which allocates, is the one exception). */
 
 /* attach: the plan ("would attach", with dry_run) or the result ("attached"). */
+/* A rule set as the CLI writes it (with host-side notes), and as JSON. */
+void ruleset_text(const struct ruleset *rs, char *buf, size_t len);
+json_object *ruleset_json(const struct ruleset *rs);
 void print_attach(const struct attachment *a, bool dry_run, bool json);
 /* Rules act at bind() time: an app already listening on loopback is reached only once it rebinds. */
 void warn_listening(int port, const char *rel, int pid);

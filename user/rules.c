@@ -299,3 +299,12 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 	free(e);
 	return 0;
 }
+
+const char *rule_origin_name(int origin)
+{
+	static const char *const names[] = {
+		[RULE_ORIGIN_CLI] = "cli", [RULE_ORIGIN_LABEL] = "label", [RULE_ORIGIN_CONFIG] = "config",
+	};
+
+	return origin >= 0 && origin < (int)(sizeof(names) / sizeof(names[0])) ? names[origin] : "unknown";
+}

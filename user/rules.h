@@ -25,17 +25,16 @@ struct rule {
 	int host_listening;           /* report only: target ports with such a listener now, -1 unknown */
 };
 
-/* Who set a cgroup's rules: the agent (hostlo watch) changes only those it set itself. */
-enum rule_origin {
-	RULE_ORIGIN_CLI = 0,     /* hostlo attach (and what builds before origins were recorded set) */
-	RULE_ORIGIN_LABEL = 1,   /* hostlo watch, from the container's io.hostlo.* labels */
-	RULE_ORIGIN_CONFIG = 2,  /* hostlo watch, from its config file */
-};
+/* Who asked for a rule set: recorded with the attachment, so hostlo watch changes only its own. */
+enum rule_origin { RULE_ORIGIN_CLI = 0, RULE_ORIGIN_LABEL = 1, RULE_ORIGIN_CONFIG = 2 };
+
+/* "cli", "label" or "config". */
+const char *rule_origin_name(int origin);
 
 struct ruleset {
+	uint8_t origin;               /* enum rule_origin */
 	int n;
 	struct rule r[MAX_RULES];
-	uint8_t origin;          /* enum rule_origin */
 };
 
 /* Each returns 0, or -1 with a message naming the bad token in err (ERRLEN bytes). */

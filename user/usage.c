@@ -61,6 +61,10 @@ static const struct option_help {
 	{ "OPTIONS", "listen",
 	  "--listen ADDR:PORT\n"
 	  "                (serve) where to serve /metrics and /healthz (default 127.0.0.1:9477)\n" },
+	{ "OPTIONS", "config",
+	  "--config FILE   (watch) rules by container name, image or label, JSON\n"
+	  "                (default /etc/hostlo/watch.conf; labels io.hostlo.connect and\n"
+	  "                io.hostlo.bind win over it)\n" },
 	{ "OPTIONS", "cgroup-root",
 	  "--cgroup-root PATH\n"
 	  "                where the host's cgroup2 tree is mounted (default: from mountinfo)\n" },
@@ -77,7 +81,11 @@ static const char notes[] =
 "cgroups that no longer exist; gc does only that.\n"
 "trace prints each rewrite as it happens (time, container, pid, command, what became what)\n"
 "until Ctrl-C, then how many events were dropped; the programs make no event otherwise.\n"
-"serve answers /metrics (what stats --prometheus prints, after a gc) and /healthz over HTTP.\n";
+"serve answers /metrics (what stats --prometheus prints, after a gc) and /healthz over HTTP.\n"
+"watch runs until SIGTERM: every Docker container whose labels (io.hostlo.connect=5432,udp:53,\n"
+"io.hostlo.bind=3000: RULEs, comma-separated, '!' after a connect item for --always) or config\n"
+"entry asks for rules is attached when its cgroup appears, before its entrypoint runs, again at\n"
+"each restart; SIGHUP reloads the config. attach by hand is never changed by it (list: origin).\n";
 
 static const char *const examples[] = {
 	"hostlo attach --cgroup /docker --connect 5432 --bind 3000",

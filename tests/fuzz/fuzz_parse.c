@@ -1,6 +1,7 @@
 /* fuzz_parse.c: libFuzzer over everything hostlo parses from a command line: rules (with an oracle:
  * a parsed rule set survives expand -> collapse -> format unchanged), container names and IDs, cgroup
- * paths against a fake tree. The first byte picks the parser; the rest is the argument(s). */
+ * paths against a fake tree, the watch config and labels. The first byte picks the parser; the rest is
+ * the argument(s). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "rules.h"
 #include "target.h"
 #include "util.h"
+#include "watchconf.h"
 
 static bool never_cgroup2(const char *path)
 {
@@ -42,6 +44,26 @@ static void roundtrip(const struct ruleset *rs)
 	free(v);
 }
 
+/* "CONFIG\nLABELS": a watch config and a container's labels (JSON), as hostlo watch reads them; every
+ * refusal names the container. */
+static void watch_rules(char *arg)
+{
+	char *nl = strchr(arg, '\n'), err[ERRLEN];
+	struct watch_ctr c = { .id = "0", .name = "web", .image = "img" };
+	struct watchconf wc;
+	struct ruleset rs;
+
+	if (nl)
+		*nl = '\0';
+	if (watchconf_parse(&wc, arg, "fuzz.conf", err))
+		return;
+	c.labels = nl ? json_tokener_parse(nl + 1) : NULL;
+	if (watchconf_rules(&wc, &c, &rs, err) < 0 && strncmp(err, "container web: ", 15) != 0)
+		abort();
+	json_object_put(c.labels);
+	watchconf_free(&wc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sysenv env = { .mountinfo = "/nonexistent/mountinfo", .proc = "/nonexistent", .is_cgroup2 = never_cgroup2 };
@@ -55,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	arg = malloc(size);
 	memcpy(arg, data + 1, size - 1);
 	arg[size - 1] = '\0';
-	switch (data[0] % 6) {
+	switch (data[0] % 7) {
 	case 0:
 	case 1:
 		/* several rules separated by spaces, as a command line would give them */
@@ -85,6 +107,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 5:
 		cgroup_from_pid(&env, "/nonexistent-cgroup2", arg, &cg, err);
+		break;
+	case 6:
+		watch_rules(arg);
 		break;
 	}
 	free(arg);

@@ -78,7 +78,7 @@ check "stats -j: one row per calling cgroup, with ids and the attached cgroup" \
 expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2 +0 +0 +0 +10 +0
 /hostlo-test/app2 +- +- +$REL +5 +0 +0 +0 +0 +5 +0" -- "$HOSTLO" stats
 check "stats TARGET filters to that cgroup" "/hostlo-test/app2" "$("$HOSTLO" stats --cgroup $REL/app2 -j | jq -r '.[].cgroup')"
-expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +--connect tcp:$HP=$HOST_IP \(host loopback: no listener\) --bind $BP=0.0.0.0" -- "$HOSTLO" list
+expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +cli +--connect tcp:$HP=$HOST_IP \(host loopback: no listener\) --bind $BP=0.0.0.0" -- "$HOSTLO" list
 check "list -j" "$REL $(stat -c %i "$CGT") --connect tcp:$HP=$HOST_IP,--bind $BP=0.0.0.0" \
 	"$("$HOSTLO" list -j | jq -r '.[] | "\(.cgroup) \(.cgroup_id) \([.rules[].rule] | join(","))"')"
 

@@ -31,7 +31,7 @@ run c2 $PLAIN $IMAGE sleep 3600
 expect "another container (not attached) still fails" 1 "refused" -- fetch_in c2 $HP
 check "stats -j names the container" "c1 $(cid c1) $PLAIN/$(cid c1) 1" \
 	"$("$HOSTLO" stats -j | jq -r '.[] | "\(.name) \(.container) \(.cgroup) \(.connect_redirected)"')"
-expect "list names the container" 0 "$PLAIN/$(cid c1) +[0-9]+ +$(cid c1 | cut -c1-12) +c1 +--connect tcp:$HP=$GW" -- "$HOSTLO" list
+expect "list names the container" 0 "$PLAIN/$(cid c1) +[0-9]+ +$(cid c1 | cut -c1-12) +c1 +cli +--connect tcp:$HP=$GW" -- "$HOSTLO" list
 
 echo "# detach while the container runs"
 expect "detach --container" 0 "^detached $PLAIN/$(cid c1)$" -- "$HOSTLO" detach --container c1

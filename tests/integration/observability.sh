@@ -111,8 +111,8 @@ check "the man page documents every command" "$help_cmds" "$man_cmds"
 check "the completion offers every command" "$help_cmds" "$comp_cmds"
 expect "man renders the page" 0 "hostlo - container loopback" -- bash -c "MANWIDTH=200 man -l '$ROOT/docs/hostlo.8' 2>/dev/null | col -b"
 make -s -C "$ROOT" install DESTDIR="$STATE/inst" PREFIX=/usr >/dev/null
-check "make install puts the CLI, the man page and the completion under DESTDIR/PREFIX" \
-	"sbin/hostlo share/bash-completion/completions/hostlo share/man/man8/hostlo.8" \
+check "make install puts the CLI, the man page, the completion and the agent's unit under DESTDIR/PREFIX" \
+	"lib/systemd/system/hostlo-watch.service sbin/hostlo share/bash-completion/completions/hostlo share/man/man8/hostlo.8" \
 	"$(cd "$STATE/inst/usr" && find . -type f | sed 's|^\./||' | sort | paste -sd' ')"
 
 echo "observability: $PASSED passed, $FAILED failed"

@@ -21,6 +21,7 @@
 #include "target.h"
 #include "usage.h"
 #include "util.h"
+#include "watchconf.h"
 
 static uint32_t ip(const char *s)
 {
@@ -607,6 +608,140 @@ static void test_parse_opts(void **unused)
 	assert_int_equal(ntohs(o.listen_at.sin_port), 80);
 }
 
+/* A container as the Docker API shows it, labels given as a JSON object's text. */
+static struct watch_ctr ctr(const char *name, const char *image, const char *labels)
+{
+	return (struct watch_ctr){ .id = "0123", .name = name, .image = image,
+				   .labels = labels ? json_tokener_parse(labels) : NULL };
+}
+
+static void rules_text(const struct ruleset *rs, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < rs->n; i++) {
+		char one[128];
+
+		rule_format(&rs->r[i], one, sizeof(one));
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "", one);
+	}
+}
+
+/* Labels: comma lists in the CLI's RULE syntax, '!' for --always; errors name container and value. */
+static void test_watch_labels(void **state)
+{
+	static const struct { const char *labels; int rc; const char *want; } rows[] = {
+		{ "{\"io.hostlo.connect\": \"5432,udp:53, 6380=198.18.0.1:6379\", \"io.hostlo.bind\": \"3000\"}", 1,
+		  "--connect tcp:5432 --connect udp:53 --connect tcp:6380=198.18.0.1:6379 --bind 3000=0.0.0.0" },
+		{ "{\"io.hostlo.connect\": \"5432!\"}", 1, "--connect tcp:5432 --always" },
+		{ "{\"io.hostlo.bind\": \"3000-3002=198.18.0.2\"}", 1, "--bind 3000-3002=198.18.0.2" },
+		{ "{\"io.hostlo.connect\": \"\"}", 0, "" },
+		{ "{\"other\": \"5432\"}", 0, "" },
+		{ NULL, 0, "" },
+		{ "{\"io.hostlo.connect\": \"x\"}", -1,
+		  "container web: io.hostlo.connect: bad value \"x\": 'x' is not a port number" },
+		{ "{\"io.hostlo.connect\": \"5432,,53\"}", -1, "container web: io.hostlo.connect: bad value \"\": an empty item" },
+		{ "{\"io.hostlo.bind\": \"3000!\"}", -1,
+		  "container web: io.hostlo.bind: bad value \"3000!\": '!' (--always) is for connect items" },
+		{ "{\"io.hostlo.connect\": \"5432=127.0.0.2\"}", -1,
+		  "container web: io.hostlo.connect: bad value \"5432=127.0.0.2\": '127.0.0.2' is a loopback address: the rule would loop back to loopback" },
+		{ "{\"io.hostlo.connect\": \"5432,5432\"}", -1, "container web: io.hostlo.connect: bad value \"5432\": " },
+	};
+	char err[ERRLEN], text[1024];
+	struct ruleset rs;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct watch_ctr c = ctr("web", "busybox", rows[i].labels);
+		int rc = watchconf_rules(NULL, &c, &rs, err);
+
+		if (rc != rows[i].rc)
+			fail_msg("row %zu: rc %d, want %d (%s)", i, rc, rows[i].rc, rc < 0 ? err : "");
+		if (rc < 0) {
+			assert_memory_equal(err, rows[i].want, strlen(rows[i].want));
+		} else {
+			rules_text(&rs, text, sizeof(text));
+			assert_string_equal(text, rows[i].want);
+			if (rc)
+				assert_int_equal(rs.origin, RULE_ORIGIN_LABEL);
+		}
+		json_object_put(c.labels);
+	}
+}
+
+/* The config file: the first matching entry by name glob, image and label; labels win over it. */
+static void test_watch_config(void **state)
+{
+	static const char conf[] =
+		"{\"containers\": ["
+		" {\"name\": \"db-*\", \"connect\": [\"5432\"]},"
+		" {\"image\": \"nginx*\", \"label\": \"tier=front\", \"bind\": \"80,443\"},"
+		" {\"label\": \"tier\", \"connect\": [\"6379!\", \"udp:53\"]},"
+		" {\"name\": \"bad\", \"connect\": [\"99999\"]}]}";
+	static const struct { const char *name, *image, *labels; int rc, origin; const char *want; } rows[] = {
+		{ "db-1", "postgres", NULL, 1, RULE_ORIGIN_CONFIG, "--connect tcp:5432" },
+		{ "db-1", "postgres", "{\"io.hostlo.bind\": \"3000\"}", 1, RULE_ORIGIN_LABEL, "--bind 3000=0.0.0.0" },
+		{ "web", "nginx:1", "{\"tier\": \"front\"}", 1, RULE_ORIGIN_CONFIG, "--bind 80=0.0.0.0 --bind 443=0.0.0.0" },
+		{ "web", "nginx:1", "{\"tier\": \"back\"}", 1, RULE_ORIGIN_CONFIG, "--connect tcp:6379 --always --connect udp:53" },
+		{ "web", "httpd", NULL, 0, 0, "" },
+		{ "bad", "x", NULL, -1, 0,
+		  "container bad: /etc/w.conf entry 4: connect: bad value \"99999\": port '99999' is out of range (1-65535)" },
+	};
+	struct watchconf wc;
+	char err[ERRLEN], text[1024];
+	struct ruleset rs;
+
+	(void)state;
+	assert_int_equal(watchconf_parse(&wc, conf, "/etc/w.conf", err), 0);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct watch_ctr c = ctr(rows[i].name, rows[i].image, rows[i].labels);
+		int rc = watchconf_rules(&wc, &c, &rs, err);
+
+		if (rc != rows[i].rc)
+			fail_msg("row %zu: rc %d, want %d (%s)", i, rc, rows[i].rc, rc < 0 ? err : "");
+		if (rc < 0) {
+			assert_string_equal(err, rows[i].want);
+		} else {
+			rules_text(&rs, text, sizeof(text));
+			assert_string_equal(text, rows[i].want);
+			assert_int_equal(rs.origin, rows[i].origin);
+		}
+		json_object_put(c.labels);
+	}
+	watchconf_free(&wc);
+}
+
+/* A malformed config file is refused as a whole, naming the entry and the key. */
+static void test_watch_config_invalid(void **state)
+{
+	static const struct { const char *text, *want; } rows[] = {
+		{ "{", "w.conf: not JSON: " },
+		{ "[]", "w.conf: want an object with one key, \"containers\"" },
+		{ "{\"containers\": [], \"x\": 1}", "w.conf: want an object with one key" },
+		{ "{\"containers\": [1]}", "w.conf: entry 1: not an object" },
+		{ "{\"containers\": [{\"connect\": [\"1\"]}]}", "w.conf: entry 1: selects nothing: give name, image or label" },
+		{ "{\"containers\": [{\"name\": \"a\"}]}", "w.conf: entry 1: no rules: give connect or bind" },
+		{ "{\"containers\": [{\"name\": \"a\", \"connect\": [1]}]}", "w.conf: entry 1: connect: not a string or an array of strings" },
+		{ "{\"containers\": [{\"name\": \"\", \"bind\": \"1\"}]}", "w.conf: entry 1: name: not a non-empty string" },
+		{ "{\"containers\": [{\"name\": \"a\", \"bind\": \"1\"}, {\"nam\": \"a\"}]}",
+		  "w.conf: entry 2: unknown key \"nam\" (name, image, label, connect, bind)" },
+	};
+	struct watchconf wc;
+	char err[ERRLEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (watchconf_parse(&wc, rows[i].text, "w.conf", err) != -1)
+			fail_msg("row %zu: accepted", i);
+		assert_memory_equal(err, rows[i].want, strlen(rows[i].want));
+	}
+	assert_int_equal(watchconf_load(&wc, "/nonexistent/watch.conf", true, err), 0);
+	assert_null(wc.entries);
+	assert_int_equal(watchconf_load(&wc, "/nonexistent/watch.conf", false, err), -1);
+	assert_string_equal(err, "config /nonexistent/watch.conf: No such file or directory");
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -622,6 +757,9 @@ int main(void)
 		cmocka_unit_test(test_kernel_version),
 		cmocka_unit_test(test_word_in),
 		cmocka_unit_test(test_parse_opts),
+		cmocka_unit_test(test_watch_labels),
+		cmocka_unit_test(test_watch_config),
+		cmocka_unit_test(test_watch_config_invalid),
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),
