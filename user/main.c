@@ -55,13 +55,15 @@ static const char usage_text[] =
 "                        a container's cgroup: a full ID or unique ID prefix (Docker, Podman,\n"
 "                        containerd, Kubernetes and CRI-O layouts), or a Docker name (asked of\n"
 "                        the Docker API at $DOCKER_HOST or /var/run/docker.sock)\n"
-"RULE    --connect [tcp:|udp:]PORT[-PORT][=ADDR[:PORT]] [--always]\n"
+"RULE    --connect [tcp:|udp:]PORT[-PORT][=ADDR[:PORT]] [--always] [--real-peer]\n"
 "                        connects (and, for udp, datagrams) to 127.0.0.1, ::1 or ::ffff:127.0.0.1\n"
 "                        on PORT (or the range) go to ADDR (IPv4) instead, on the same port or\n"
 "                        from :PORT on. Without =ADDR: the default IPv4 gateway of the target's\n"
 "                        network namespace, read from a process in the cgroup; when that is an\n"
 "                        address of this host, a TCP connect there also reaches a host service\n"
-"                        that listens only on 127.0.0.1 (and only these connects do).\n"
+"                        that listens only on 127.0.0.1 (and only these connects do), and\n"
+"                        the host service sees the client as 127.0.0.1 (its port, the\n"
+"                        container's), unless --real-peer: then as the container's address.\n"
 "                        The app still sees the address it asked for (getpeername, a reply's\n"
 "                        source). A port with a listener in the caller's own netns stays local,\n"
 "                        unless --always\n"
@@ -114,7 +116,7 @@ struct opts {
 };
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN, OPT_REAL_PEER };
 
 /* Whether the space-separated list has this exact word ("cgroup" is not "cgroup-root"). */
 static bool allows(const char *list, const char *word)
@@ -146,6 +148,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 		{ "prometheus", no_argument, NULL, OPT_PROMETHEUS },
 		{ "watch", required_argument, NULL, OPT_WATCH },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "real-peer", no_argument, NULL, OPT_REAL_PEER },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -213,7 +216,8 @@ static int parse_opts(const char *cmd, int argc, char **argv, const char *allowe
 			}
 			break;
 		case OPT_ALWAYS:
-			if (ruleset_always(&o->rules, err)) {
+		case OPT_REAL_PEER:
+			if ((c == OPT_ALWAYS ? ruleset_always : ruleset_real_peer)(&o->rules, err)) {
 				errorf("%s", err);
 				return EXIT_USAGE;
 			}
@@ -437,7 +441,7 @@ static int do_attach(int argc, char **argv)
 	struct opts o;
 	int ret;
 
-	ret = parse_opts("attach", argc, argv, "cgroup pid container self parent cgroup-root connect always bind dry-run j v h", &o);
+	ret = parse_opts("attach", argc, argv, "cgroup pid container self parent cgroup-root connect always real-peer bind dry-run j v h", &o);
 	if (ret || o.help)
 		return ret ? ret : (fputs(usage_text, stdout), 0);
 	if (!has_target(&o)) {

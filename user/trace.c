@@ -79,7 +79,8 @@ static int on_event(void *ctx, void *data, size_t size)
 {
 	static const char *const kinds[] = { [HOSTLO_EV_REDIRECTED] = "redirect",
 					     [HOSTLO_EV_KEPT_LOCAL] = "kept_local",
-					     [HOSTLO_EV_BIND_REWRITTEN] = "bind" };
+					     [HOSTLO_EV_BIND_REWRITTEN] = "bind",
+					     [HOSTLO_EV_PEER_LOCAL] = "peer_local" };
 	struct tracer *t = ctx;
 	const struct hostlo_event *e = data;
 	char from[64], to[64], addr[INET_ADDRSTRLEN], when[32], comm[17], id[CONTAINER_ID_LEN + 1] = "";
@@ -87,7 +88,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	time_t secs;
 	__s64 real;
 
-	if (size < sizeof(*e) || e->kind < HOSTLO_EV_REDIRECTED || e->kind > HOSTLO_EV_BIND_REWRITTEN)
+	if (size < sizeof(*e) || e->kind < HOSTLO_EV_REDIRECTED || e->kind > HOSTLO_EV_PEER_LOCAL)
 		return 0;
 	rel = path_of(t, e->cgroup_id);
 	if (!wanted(t, e, rel))
@@ -98,7 +99,10 @@ static int on_event(void *ctx, void *data, size_t size)
 	snprintf(comm, sizeof(comm), "%.16s", e->comm);
 	snprintf(from, sizeof(from), "%s:%u", orig_addr(e->orig), ntohs(e->orig_port));
 	inet_ntop(AF_INET, &e->to_addr, addr, sizeof(addr));
-	if (e->kind == HOSTLO_EV_KEPT_LOCAL)
+	if (e->kind == HOSTLO_EV_PEER_LOCAL) { /* the host service (pid, comm) sees the container's client as local */
+		snprintf(from, sizeof(from), "%s:%u", addr, ntohs(e->to_port));
+		snprintf(to, sizeof(to), "127.0.0.1:%u", ntohs(e->orig_port));
+	} else if (e->kind == HOSTLO_EV_KEPT_LOCAL)
 		snprintf(to, sizeof(to), "kept local");
 	else if (e->kind == HOSTLO_EV_BIND_REWRITTEN && e->orig == HOSTLO_ORIG_LO6)
 		snprintf(to, sizeof(to), "[::]:%u", ntohs(e->to_port));
