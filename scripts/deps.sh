@@ -16,6 +16,7 @@ PKGS=(
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
   iptables socat iperf3 gnuplot-nox       # benchmarks: the other ways, bulk throughput, the chart
   redis-server redis-tools                # host-side test: a real service on the host's loopback only
+  postgresql mariadb-server mariadb-client postgresql-client # local-peer test: real services, default configs
 )
 
 # the manifest check runs on Node.js (kubernetes-models): the machine's own, else Debian's
