@@ -156,6 +156,8 @@ done <<EOF
 2|--connect sctp:53: unknown protocol 'sctp'|attach --cgroup $REL --connect sctp:53
 2|--always: applies to the --connect rule before it|attach --cgroup $REL --always --connect 53
 2|--always: applies to the --connect rule before it|attach --cgroup $REL --bind 53 --always
+2|--real-peer: applies to the tcp --connect rule before it|attach --cgroup $REL --connect udp:53 --real-peer
+2|--real-peer: applies to the tcp --connect rule before it|attach --cgroup $REL --real-peer --connect 53
 2|--connect 80=::1: '::1' is IPv6|attach --cgroup $REL --connect 80=::1
 2|--connect 80=127.0.0.1: '127.0.0.1' is a loopback address|attach --cgroup $REL --connect 80=127.0.0.1
 2|--connect 80=300.1.1.1: '300.1.1.1' is not an IPv4 address|attach --cgroup $REL --connect 80=300.1.1.1
