@@ -75,10 +75,10 @@ check "app2: its own row, 5 calls" "5 0" "$(counter $REL/app2 connect_redirected
 check "stats -j: one row per calling cgroup, with ids and the attached cgroup" \
 	"/hostlo-test/app $(stat -c %i "$APP") $REL $(stat -c %i "$CGT")" \
 	"$("$HOSTLO" stats -j | jq -r '.[] | select(.cgroup == "/hostlo-test/app") | "\(.cgroup) \(.cgroup_id) \(.attached_cgroup) \(.attached_cgroup_id)"')"
-expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2 +0 +0 +0 +10 +0
-/hostlo-test/app2 +- +- +$REL +5 +0 +0 +0 +0 +5 +0" -- "$HOSTLO" stats
+expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2 +0 +0 +0 +10 +0 +0
+/hostlo-test/app2 +- +- +$REL +5 +0 +0 +0 +0 +5 +0 +0" -- "$HOSTLO" stats
 check "stats TARGET filters to that cgroup" "/hostlo-test/app2" "$("$HOSTLO" stats --cgroup $REL/app2 -j | jq -r '.[].cgroup')"
-expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +--connect tcp:$HP=$HOST_IP \(host loopback: no listener\) --bind $BP=0.0.0.0" -- "$HOSTLO" list
+expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +--connect tcp:$HP=$HOST_IP \(host loopback: no listener\) \(host service sees 127.0.0.1\) --bind $BP=0.0.0.0" -- "$HOSTLO" list
 check "list -j" "$REL $(stat -c %i "$CGT") --connect tcp:$HP=$HOST_IP,--bind $BP=0.0.0.0" \
 	"$("$HOSTLO" list -j | jq -r '.[] | "\(.cgroup) \(.cgroup_id) \([.rules[].rule] | join(","))"')"
 
