@@ -91,6 +91,14 @@ struct {
 	__type(value, __u8);
 } hostlo_steer_ports SEC(".maps");
 
+/* Host side: the host services' accepted sockets whose client is shown as 127.0.0.1 (struct hostlo_peer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct hostlo_peer);
+} hostlo_peers SEC(".maps");
+
 /* Events that did not fit in the ring buffer (a reader too slow, or none left after a crash). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -159,8 +167,8 @@ static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
 }
 
 /* One trace event, only while a `hostlo trace` runs: otherwise a single array read is all it costs. */
-static __always_inline void trace(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig, __u64 attach_id, __be32 to_addr,
-				  __be16 to_port)
+static __always_inline void trace_row(struct bpf_sock_addr *ctx, __u64 cgroup_id, __u8 kind, __u8 orig, __u64 attach_id,
+				      __be32 to_addr, __be16 to_port)
 {
 	__u32 zero = 0;
 	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
@@ -177,7 +185,7 @@ static __always_inline void trace(struct bpf_sock_addr *ctx, __u8 kind, __u8 ori
 		return;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
-	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->cgroup_id = cgroup_id;
 	e->attach_id = attach_id;
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->kind = kind;
@@ -189,6 +197,13 @@ static __always_inline void trace(struct bpf_sock_addr *ctx, __u8 kind, __u8 ori
 	e->to_port = to_port ? to_port : (__be16)ctx->user_port;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_ringbuf_submit(e, 0);
+}
+
+/* A trace event for the calling process's own cgroup. */
+static __always_inline void trace(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig, __u64 attach_id, __be32 to_addr,
+				  __be16 to_port)
+{
+	trace_row(ctx, bpf_get_current_cgroup_id(), kind, orig, attach_id, to_addr, to_port);
 }
 
 /* The rule kind for this socket's connect or datagram, 0 for sockets hostlo never redirects. */
@@ -271,6 +286,17 @@ static __always_inline int host_listener(__be16 port)
 	return 1;
 }
 
+/*
+ * Whether the host notes this TCP connect to the gateway as a flow (its host interface, or 0), and
+ * what the host service is to see (HOSTLO_XLAT_*): a flow is needed to steer it to a loopback
+ * listener, or to show the service a loopback client (unless the rule says --real-peer).
+ */
+static __always_inline __u32 host_flow(const struct hostlo_rule_val *to, __be16 port, __u8 *flags)
+{
+	*flags = to->flags & HOSTLO_RULE_REAL_PEER ? 0 : HOSTLO_XLAT_LOCAL_PEER;
+	return *flags || host_listener(port) ? to->host_ifindex : 0;
+}
+
 /* Records what the app asked for, to show it again later. Failing here only loses that view. */
 static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to, __u8 orig,
 				     __u8 kind, __u64 attach_id, int connected)
@@ -288,9 +314,9 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hos
 	s->attach_id = attach_id;
 	if (connected) {
 		s->peer = x;
-		/* hostlo_sockops turns this into a steerable flow once the source address is known */
-		s->steer_ifindex = kind == HOSTLO_KIND_CONNECT_TCP && (to->flags & HOSTLO_RULE_STEER) &&
-				   host_listener(x.target_port) ? to->host_ifindex : 0;
+		/* hostlo_sockops turns this into a host flow once the source address is known */
+		s->steer_ifindex = kind == HOSTLO_KIND_CONNECT_TCP && (to->flags & HOSTLO_RULE_STEER) ?
+				   host_flow(to, x.target_port, &s->peer.flags) : 0;
 		s->cgroup_id = bpf_get_current_cgroup_id();
 		return;
 	}
@@ -544,7 +570,8 @@ static __always_inline void flow_started(struct bpf_sock_ops *ctx)
 	/* the socket may have been connected elsewhere since: only the redirected peer is steered */
 	if (f.daddr != s->peer.target_addr || f.dport != s->peer.target_port)
 		return;
-	struct hostlo_flow_val v = { .cgroup_id = s->cgroup_id, .attach_id = s->attach_id, .ifindex = s->steer_ifindex };
+	struct hostlo_flow_val v = { .cgroup_id = s->cgroup_id, .attach_id = s->attach_id, .ifindex = s->steer_ifindex,
+				     .flags = s->peer.flags & HOSTLO_XLAT_LOCAL_PEER ? HOSTLO_FLOW_LOCAL_PEER : 0 };
 
 	if (bpf_map_update_elem(&hostlo_flows, &f, &v, BPF_ANY) == 0)
 		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
@@ -566,6 +593,38 @@ static __always_inline void listener_started(struct bpf_sock_ops *ctx)
 	bpf_sock_hash_update(ctx, &hostlo_listeners, &key, BPF_ANY);
 }
 
+/*
+ * A host service's socket accepted a flow that is to show a loopback client: marked for the
+ * getpeername4 / getsockname4 programs below. Only in the host's network namespace, only for the
+ * exact 4-tuple noted at connect.
+ */
+static __always_inline void peer_accepted(struct bpf_sock_ops *ctx)
+{
+	struct hostlo_flow f = {
+		.saddr = ctx->remote_ip4,
+		.daddr = ctx->local_ip4,
+		.sport = bpf_htons((__u16)bpf_ntohl(ctx->remote_port)),
+		.dport = bpf_htons((__u16)ctx->local_port),
+	};
+	struct hostlo_flow_val *v = bpf_map_lookup_elem(&hostlo_flows, &f);
+	struct bpf_sock *sk = ctx->sk;
+	struct hostlo_config *cfg;
+	struct hostlo_peer *p;
+	__u32 zero = 0;
+
+	if (!v || !(v->flags & HOSTLO_FLOW_LOCAL_PEER) || !sk)
+		return;
+	cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+	if (!cfg || !cfg->host_netns_cookie || bpf_get_netns_cookie(ctx) != cfg->host_netns_cookie)
+		return;
+	p = bpf_sk_storage_get(&hostlo_peers, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!p)
+		return;
+	p->cgroup_id = v->cgroup_id;
+	p->attach_id = v->attach_id;
+	p->flags = v->flags & HOSTLO_FLOW_STEERED ? HOSTLO_PEER_STEERED : 0;
+}
+
 #define TCP_CLOSE_ 7
 
 SEC("sockops")
@@ -585,6 +644,9 @@ int hostlo_sockops(struct bpf_sock_ops *ctx)
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		listener_started(ctx);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		peer_accepted(ctx);
 		break;
 	}
 	return 1;
@@ -619,9 +681,44 @@ int hostlo_lookup(struct bpf_sk_lookup *ctx)
 		return SK_PASS;
 	err = bpf_sk_assign(ctx, sk, 0);
 	bpf_sk_release(sk);
-	if (err == 0)
+	if (err == 0) {
+		v->flags |= HOSTLO_FLOW_STEERED;
 		count_row(v->cgroup_id, v->attach_id, HOSTLO_CNT_HOST_STEERED);
+	}
 	return SK_PASS;
+}
+
+/*
+ * Host side, two more programs on the cgroup2 root, linked only while some steering rule shows a
+ * loopback client: for a socket marked by peer_accepted(), accept() and getpeername() give
+ * 127.0.0.1 and the client's own port, and getsockname() gives 127.0.0.1:PORT where the connection
+ * was steered to a loopback listener. Any other socket: one socket-storage probe, nothing changed.
+ */
+SEC("cgroup/getpeername4")
+int hostlo_host_peer4(struct bpf_sock_addr *ctx)
+{
+	struct hostlo_peer *p = bpf_sk_storage_get(&hostlo_peers, ctx->sk, 0, 0);
+	__be32 real = ctx->user_ip4;
+
+	if (!p)
+		return SYS_PROCEED;
+	ctx->user_ip4 = bpf_htonl(LOOPBACK4);
+	if (p->flags & HOSTLO_PEER_SHOWN)
+		return SYS_PROCEED;
+	p->flags |= HOSTLO_PEER_SHOWN;
+	count_row(p->cgroup_id, p->attach_id, HOSTLO_CNT_HOST_PEER_LOCAL);
+	trace_row(ctx, p->cgroup_id, HOSTLO_EV_PEER_LOCAL, HOSTLO_ORIG_LO4, p->attach_id, real, (__be16)ctx->user_port);
+	return SYS_PROCEED;
+}
+
+SEC("cgroup/getsockname4")
+int hostlo_host_name4(struct bpf_sock_addr *ctx)
+{
+	struct hostlo_peer *p = bpf_sk_storage_get(&hostlo_peers, ctx->sk, 0, 0);
+
+	if (p && (p->flags & HOSTLO_PEER_STEERED))
+		ctx->user_ip4 = bpf_htonl(LOOPBACK4);
+	return SYS_PROCEED;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

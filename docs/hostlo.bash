@@ -18,7 +18,7 @@ _hostlo() {
 	local opts
 	case $cmd in
 	"") opts="$commands -v --verbose -h --help" ;;
-	attach) opts="$targets --connect --always --bind --create --dry-run -j --json -v --verbose -h --help" ;;
+	attach) opts="$targets --connect --always --real-peer --bind --create --dry-run -j --json -v --verbose -h --help" ;;
 	detach) opts="$targets --all -j --json -v --verbose -h --help" ;;
 	list) opts="--cgroup-root -j --json -v --verbose -h --help" ;;
 	stats) opts="$targets --prometheus --watch -j --json -v --verbose -h --help" ;;

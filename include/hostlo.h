@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 6
+#define HOSTLO_ABI_VERSION 7
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -29,6 +29,8 @@ enum hostlo_kind {
 /* hostlo_rule_val.flags */
 #define HOSTLO_RULE_ALWAYS 0x1           /* redirect even when the caller's netns has a local listener */
 #define HOSTLO_RULE_STEER 0x2            /* TCP to the gateway: the host may hand it to its loopback listener */
+#define HOSTLO_RULE_REAL_PEER 0x4        /* HOSTLO_RULE_STEER: the host service sees the container's address,
+                                            not 127.0.0.1 (--real-peer) */
 
 /*
  * hostlo_rules key: one entry per port of an attached cgroup (ranges are expanded, so a lookup is one
@@ -74,6 +76,7 @@ enum hostlo_counter {
 	HOSTLO_CNT_CONNECT_KEPT_LOCAL = 4, /* matched a rule, but a local listener has the port */
 	HOSTLO_CNT_PEER_RESTORED = 5,    /* getpeername() shown the loopback address asked for */
 	HOSTLO_CNT_HOST_STEERED = 6,     /* a redirected connection accepted by a host loopback listener */
+	HOSTLO_CNT_HOST_PEER_LOCAL = 7,  /* a host service shown 127.0.0.1 as the client of a redirected connection */
 	HOSTLO_CNT_USED,                 /* counters in use by this ABI */
 	HOSTLO_NR_COUNTERS = 16,         /* slots per row, so counters can be added without a new ABI */
 };
@@ -101,8 +104,11 @@ struct hostlo_xlat {
 	__be16 target_port;              /* network order */
 	__be16 orig_port;                /* network order: the loopback port the app asked for */
 	__u8 orig;                       /* enum hostlo_orig */
-	__u8 pad[3];
+	__u8 flags;                      /* HOSTLO_XLAT_* */
+	__u8 pad[2];
 };
+
+#define HOSTLO_XLAT_LOCAL_PEER 0x1       /* the host service is to see the client as 127.0.0.1 */
 
 #define HOSTLO_UDP_XLATS 4               /* per socket: reverse entries for unconnected UDP */
 
@@ -132,8 +138,26 @@ struct hostlo_flow_val {
 	__u64 cgroup_id;                 /* counter row: the container's cgroup ... */
 	__u64 attach_id;                 /* ... and the attachment whose rule redirected it */
 	__u32 ifindex;                   /* the SYN must arrive on this host interface */
+	__u32 flags;                     /* HOSTLO_FLOW_* (builds before them wrote 0 here) */
+};
+
+#define HOSTLO_FLOW_LOCAL_PEER 0x1       /* the host service accepting it sees the client as 127.0.0.1 */
+#define HOSTLO_FLOW_STEERED 0x2          /* hostlo_lookup handed it to a host loopback listener */
+
+/*
+ * hostlo_peers value: a host service's accepted socket whose client is a flow with
+ * HOSTLO_FLOW_LOCAL_PEER. Its accept()/getpeername() show 127.0.0.1 and the client's port; with
+ * HOSTLO_PEER_STEERED its getsockname() shows 127.0.0.1 too. Freed by the kernel with the socket.
+ */
+struct hostlo_peer {
+	__u64 cgroup_id;                 /* the container's cgroup (counter row, trace) ... */
+	__u64 attach_id;                 /* ... and the attachment whose rule redirected it */
+	__u32 flags;                     /* HOSTLO_PEER_* */
 	__u32 pad;
 };
+
+#define HOSTLO_PEER_STEERED 0x1          /* accepted through a host loopback listener */
+#define HOSTLO_PEER_SHOWN 0x2            /* counted and traced (once per connection) */
 
 /* hostlo_listeners key: a host socket listening on 127.0.0.1:port. */
 struct hostlo_listener_key {
@@ -162,6 +186,9 @@ enum hostlo_event_kind {
 	HOSTLO_EV_REDIRECTED = 1,        /* connect (tcp or udp) or datagram sent to the target instead */
 	HOSTLO_EV_KEPT_LOCAL = 2,        /* matched a rule, left alone: a local listener has the port */
 	HOSTLO_EV_BIND_REWRITTEN = 3,    /* bind to loopback became a bind to the rule's address */
+	HOSTLO_EV_PEER_LOCAL = 4,        /* a host service was shown 127.0.0.1 as a redirected client: pid and
+	                                    comm are the service's, cgroup_id the container's; to_addr and
+	                                    to_port the client's real address, orig_port its port */
 };
 
 /* One traced rewrite, from the ring buffer hostlo_events. */

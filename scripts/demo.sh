@@ -11,7 +11,12 @@ HOSTLO=$ROOT/build/hostlo PROBE=$ROOT/build/sockprobe
 HL_NAME=hostlo-demo HL_VETH=hld HL_NET=198.18.1
 source "$ROOT/tests/testhost.sh"
 OUT=$(mktemp -d)
-REL=/$HL_NAME DB=5432 WEB=3000
+REL=/$HL_NAME WEB=3000
+# the stand-in database's port: 5432 unless the host already has a service there (a real PostgreSQL
+# on 127.0.0.1:5432 would be reached instead, through the host-loopback steering), else a free one
+for DB in 5432 15432 25432 35432 45432; do
+	ss -Hltn "sport = :$DB" 2>/dev/null | grep -q . || break
+done
 
 finish() {
 	"$HOSTLO" detach --cgroup "$REL" >/dev/null 2>&1

@@ -31,6 +31,7 @@ TEST=(
   docker.io busybox-static                # container tests: a real engine, a locally built image
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
   redis-server redis-tools                # host-side test: a real service on the host's loopback only
+  postgresql mariadb-server mariadb-client postgresql-client # local-peer test: real services, default configs
 )
 
 group=${1:-all}

@@ -68,6 +68,18 @@ build_image() {
 	tar -C "$r" -c . | docker import - $IMAGE >/dev/null
 }
 
+# client_image NAME BIN...: an image of busybox plus the host's own BIN..., with the exact libraries
+# they load (as ldd lists them), so real clients run in the containers.
+client_image() {
+	local name=$1 r=$DK/$1
+	shift
+	mkdir -p "$r/bin" "$r/tmp"
+	cp "$(command -v busybox)" "$r/bin/busybox" && ln -sf busybox "$r/bin/sh" && ln -sf busybox "$r/bin/sleep"
+	cp "$@" "$r/bin/"
+	for b in "$@"; do ldd "$b"; done | grep -o '/[^ ]*' | sort -u | xargs -I{} cp --parents -L {} "$r/"
+	tar -C "$r" -c . | docker import - "$name" >/dev/null
+}
+
 # run NAME PARENT CMD...: a detached test container under cgroup parent PARENT.
 run() {
 	local name=$1 parent=$2

@@ -200,17 +200,25 @@ static bool host_link_ok(const struct state *st, int h, const char *path, uint64
 	if (fd < 0)
 		return false;
 	ok = bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.prog_id == fd_prog_id(st->host_prog_fd[h]) &&
-	     (h == HOST_HOOK_SOCKOPS ? info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == where :
-				       info.type == BPF_LINK_TYPE_NETNS && info.netns.netns_ino == where);
+	     (host_hook_defs[h].type != BPF_SK_LOOKUP ?
+		      info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == where &&
+			      info.cgroup.attach_type == host_hook_defs[h].type :
+		      info.type == BPF_LINK_TYPE_NETNS && info.netns.netns_ino == where);
 	close(fd);
 	if (!ok)
 		unlink(path);
 	return ok;
 }
 
-static int host_links_up(struct state *st, const char *mnt, char *err)
+/* The host hooks linked while some rule steers: always these; the others only when wanted. */
+#define HOST_HOOKS_CORE ((1u << HOST_HOOK_SOCKOPS) | (1u << HOST_HOOK_LOOKUP))
+#define HOST_HOOKS_PEER ((1u << HOST_HOOK_PEER4) | (1u << HOST_HOOK_SOCKNAME4))
+
+/* Links the hooks in the mask hooks (and unlinks the others). */
+static int host_links_up(struct state *st, const char *mnt, unsigned hooks, char *err)
 {
-	const char *targets[NR_HOST_HOOKS] = { [HOST_HOOK_SOCKOPS] = mnt, [HOST_HOOK_LOOKUP] = "/proc/self/ns/net" };
+	const char *targets[NR_HOST_HOOKS] = { [HOST_HOOK_SOCKOPS] = mnt, [HOST_HOOK_LOOKUP] = "/proc/self/ns/net",
+					       [HOST_HOOK_PEER4] = mnt, [HOST_HOOK_SOCKNAME4] = mnt };
 
 	for (int h = 0; h < NR_HOST_HOOKS; h++) {
 		char p[PATH_MAX];
@@ -218,6 +226,10 @@ static int host_links_up(struct state *st, const char *mnt, char *err)
 		int tfd, link;
 
 		host_link_path(st, h, p, sizeof(p));
+		if (!(hooks & (1u << h))) {
+			unlink(p);
+			continue;
+		}
 		if (stat(targets[h], &sb) != 0)
 			return seterr(err, "host side: %s: %s", targets[h], strerror(errno));
 		if (host_link_ok(st, h, p, sb.st_ino))
@@ -239,15 +251,15 @@ static int host_links_up(struct state *st, const char *mnt, char *err)
 	return 0;
 }
 
-/* Host link pins that exist: 0, 1 or 2. */
-static int host_links_pinned(struct state *st, bool unpin)
+/* Host link pins that exist, as a mask of enum host_hook. */
+static unsigned host_links_pinned(struct state *st, bool unpin)
 {
 	char p[PATH_MAX];
-	int pins = 0;
+	unsigned pins = 0;
 
 	for (int h = 0; h < NR_HOST_HOOKS; h++) {
 		host_link_path(st, h, p, sizeof(p));
-		pins += access(p, F_OK) == 0;
+		pins |= access(p, F_OK) == 0 ? 1u << h : 0;
 		if (unpin)
 			unlink(p);
 	}
@@ -276,25 +288,27 @@ static bool full_pass_needed(struct state *st, enum host_sync how)
 	char err[ERRLEN];
 	__u16 key;
 	bool ports, idle, whole;
-	int pins;
+	unsigned pins;
 
 	if (how == HOST_SYNC_FULL)
 		return true;
 	ports = bpf_map_get_next_key(st->ports_fd, NULL, &key) == 0;
 	pins = host_links_pinned(st, false);
 	idle = !ports && !pins;
-	whole = ports && pins == NR_HOST_HOOKS;
+	whole = ports && (pins & HOST_HOOKS_CORE) == HOST_HOOKS_CORE;
 	if (state_config_read(st, &c, err) != 0 || c.host_pending)
 		return true;
 	return !idle && !(how == HOST_SYNC_CHECK && whole);
 }
 
-/* The target port of every live steering entry, one pass over the rule entries; false when none. */
-static int steering_ports(struct state *st, uint8_t *want, bool *any, char *err)
+/* The target port of every live steering entry, one pass over the rule entries; false when none.
+ * local: some of them shows the host service a loopback client (no --real-peer). */
+static int steering_ports(struct state *st, uint8_t *want, bool *any, bool *local, char *err)
 {
 	struct attached_table t;
 
 	*any = false;
+	*local = false;
 	if (ruletab_load_all(st, &t, err))
 		return -1;
 	for (size_t i = 0; i < st->dump_n; i++) {
@@ -309,6 +323,7 @@ static int steering_ports(struct state *st, uint8_t *want, bool *any, char *err)
 		port = v->port ? ntohs(v->port) : k->port;
 		want[port / 8] |= (uint8_t)(1u << (port % 8));
 		*any = true;
+		*local |= !(v->flags & HOSTLO_RULE_REAL_PEER);
 	}
 	attached_free(&t);
 	return 0;
@@ -365,12 +380,12 @@ static int host_side_down(struct state *st, const uint8_t *want, char *err)
 	return set_owner(st, 0, true, err);
 }
 
-static int host_side_up(struct state *st, const char *mnt, const uint8_t *want, __u64 here, char *err)
+static int host_side_up(struct state *st, const char *mnt, const uint8_t *want, __u64 here, bool local, char *err)
 {
 	if (set_ports(st, want, true, err) || set_owner(st, here, false, err))
 		return -1;
 	/* the program that picks up listeners first, so one that starts meanwhile is not missed */
-	if (host_links_up(st, mnt, err))
+	if (host_links_up(st, mnt, HOST_HOOKS_CORE | (local ? HOST_HOOKS_PEER : 0), err))
 		return -1;
 	add_open_listeners(st, want);
 	return set_owner(st, here, true, err);
@@ -381,7 +396,7 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	uint8_t *want;
 	struct hostlo_config cfg;
 	__u64 here;
-	bool any;
+	bool any, local;
 	int ret = -1;
 
 	if (!st->present || !full_pass_needed(st, how))
@@ -389,7 +404,7 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	crash_point("host:sync");
 	if (!(want = calloc(65536 / 8, 1)))
 		return seterr(err, "out of memory");
-	if (steering_ports(st, want, &any, err) || state_config_read(st, &cfg, err))
+	if (steering_ports(st, want, &any, &local, err) || state_config_read(st, &cfg, err))
 		goto out;
 	any = any && st->host_prog_fd[HOST_HOOK_SOCKOPS] >= 0; /* rules made on a kernel that has them,
 								  programs pinned by one that has not */
@@ -401,7 +416,7 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	if (any && cfg.host_netns_cookie && cfg.host_netns_cookie != here)
 		ret = 0;
 	else
-		ret = any ? host_side_up(st, mnt, want, here, err) : host_side_down(st, want, err);
+		ret = any ? host_side_up(st, mnt, want, here, local, err) : host_side_down(st, want, err);
 out:
 	free(want);
 	return ret;

@@ -1,7 +1,9 @@
 /*
  * hostside.h: steering redirected connects to host services that listen only on 127.0.0.1: the
- * steering ports, the host's loopback listeners held for them, and the two host programs (sockops on
- * the cgroup2 root, sk_lookup on the host netns), linked only while some rule steers.
+ * steering ports, the host's loopback listeners held for them, and the host programs (sockops on
+ * the cgroup2 root, sk_lookup on the host netns), linked only while some rule steers; and the
+ * getpeername4/getsockname4 pair that shows the host service a loopback client, linked only while
+ * some steering rule is without --real-peer.
  */
 #ifndef HOSTLO_HOSTSIDE_H
 #define HOSTLO_HOSTSIDE_H
@@ -13,7 +15,7 @@ struct state;
 
 /*
  * Makes the kernel match the steering rules of every attachment: the ports, the host's loopback
- * listeners already open on them, and the two host programs. mnt is the cgroup2 mount. Idempotent;
+ * listeners already open on them, and the host programs. mnt is the cgroup2 mount. Idempotent;
  * every command runs it, and how says when the full pass (a read of every attachment's rules) is needed.
  */
 enum host_sync {

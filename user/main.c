@@ -469,7 +469,7 @@ static int do_help(struct run *r);
 
 static const struct verb verbs[] = {
 	{ .name = "attach", .run = do_attach, .check = check_attach, .plan = plan_attach,
-	  .options = "cgroup pid container self parent cgroup-root connect always bind create dry-run j v h",
+	  .options = "cgroup pid container self parent cgroup-root connect always real-peer bind create dry-run j v h",
 	  .privileges = PRIV_LOAD, .cgroups = true, .state = STATE_CREATE,
 	  .synopsis = "hostlo attach  TARGET RULE... [--create] [--dry-run] [-j]" },
 	{ .name = "detach", .run = do_detach, .check = check_detach,

@@ -27,6 +27,8 @@ const struct prog_def hook_defs[NR_HOOKS] = {
 const struct prog_def host_hook_defs[NR_HOST_HOOKS] = {
 	[HOST_HOOK_SOCKOPS] = { "sockops", BPF_CGROUP_SOCK_OPS, PROG(hostlo_sockops) },
 	[HOST_HOOK_LOOKUP]  = { "lookup", BPF_SK_LOOKUP, PROG(hostlo_lookup) },
+	[HOST_HOOK_PEER4]   = { "peer4", BPF_CGROUP_INET4_GETPEERNAME, PROG(hostlo_host_peer4) },
+	[HOST_HOOK_SOCKNAME4] = { "sockname4", BPF_CGROUP_INET4_GETSOCKNAME, PROG(hostlo_host_name4) },
 };
 const struct map_def map_defs[NR_MAPS] = {
 	[MAP_RULES]       = { "rules", MAP(hostlo_rules, rules_fd) },
@@ -39,6 +41,7 @@ const struct map_def map_defs[NR_MAPS] = {
 	[MAP_LISTENERS]   = { "listeners", MAP(hostlo_listeners, listeners_fd) },
 	[MAP_STEER_PORTS] = { "steerports", MAP(hostlo_steer_ports, ports_fd) },
 	[MAP_ATTACHED]    = { "attached", MAP(hostlo_attached, attached_fd) },
+	[MAP_PEERS]       = { "peers", MAP(hostlo_peers, peers_fd) },
 };
 
 int *state_map_fd(struct state *st, enum map m)

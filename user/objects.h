@@ -22,11 +22,13 @@ enum hook {
 enum host_hook {
 	HOST_HOOK_SOCKOPS,  /* on the cgroup2 root */
 	HOST_HOOK_LOOKUP,   /* on the host netns */
+	HOST_HOOK_PEER4,    /* on the cgroup2 root, only while a steering rule shows a loopback client */
+	HOST_HOOK_SOCKNAME4, /* likewise */
 	NR_HOST_HOOKS
 };
 enum map {
 	MAP_RULES, MAP_STATS, MAP_CONFIG, MAP_SOCKS, MAP_EVENTS, MAP_DROPS, MAP_FLOWS, MAP_LISTENERS,
-	MAP_STEER_PORTS, MAP_ATTACHED,
+	MAP_STEER_PORTS, MAP_ATTACHED, MAP_PEERS,
 	NR_MAPS
 };
 
@@ -51,7 +53,7 @@ struct state {
 	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
-	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd;
+	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd, peers_fd;
 	/* every rule entry as last read (batched), until this process changes them */
 	struct hostlo_rule_key *dump_keys;
 	struct hostlo_rule_val *dump_vals;

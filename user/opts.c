@@ -24,7 +24,7 @@ bool has_target(const struct opts *o)
 }
 
 enum { OPT_CGROUP = 256, OPT_PID, OPT_CONNECT, OPT_BIND, OPT_DRY_RUN, OPT_ALL, OPT_CONTAINER, OPT_ALWAYS,
-       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN, OPT_CREATE, OPT_CONFIG };
+       OPT_SELF, OPT_PARENT, OPT_CGROUP_ROOT, OPT_EVERY, OPT_PROMETHEUS, OPT_WATCH, OPT_LISTEN, OPT_CREATE, OPT_CONFIG, OPT_REAL_PEER };
 
 /* Indexed by OPT_* - 256: an option's word is its name. */
 static const struct option longopts[] = {
@@ -45,6 +45,7 @@ static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "create", no_argument, NULL, OPT_CREATE },
 	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "real-peer", no_argument, NULL, OPT_REAL_PEER },
 	{ "json", no_argument, NULL, 'j' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -73,13 +74,13 @@ static int take_target(const char *cmd, int c, const char *arg, struct opts *o)
 	return 0;
 }
 
-/* --connect, --bind and --always, parsed into the rule set as they come. */
+/* --connect, --bind, --always and --real-peer, parsed into the rule set as they come. */
 static int take_rule(int c, const char *arg, struct opts *o)
 {
 	char err[ERRLEN];
 	struct rule r;
 
-	if (c == OPT_ALWAYS ? ruleset_always(&o->rules, err) :
+	if (c == OPT_ALWAYS ? ruleset_always(&o->rules, err) : c == OPT_REAL_PEER ? ruleset_real_peer(&o->rules, err) :
 	    (c == OPT_CONNECT ? parse_connect : parse_bind)(arg, &r, err) || ruleset_add(&o->rules, &r, err)) {
 		errorf("%s", err);
 		return EXIT_USAGE;
@@ -92,7 +93,7 @@ static int take_option(const char *cmd, int c, const char *arg, struct opts *o)
 	switch (c) {
 	case OPT_CGROUP: case OPT_PID: case OPT_CONTAINER: case OPT_SELF:
 		return take_target(cmd, c, arg, o);
-	case OPT_CONNECT: case OPT_BIND: case OPT_ALWAYS:
+	case OPT_CONNECT: case OPT_BIND: case OPT_ALWAYS: case OPT_REAL_PEER:
 		return take_rule(c, arg, o);
 	case OPT_PARENT: o->parent = true; break;
 	case OPT_CGROUP_ROOT: o->cgroup_root = arg; break;

@@ -24,6 +24,7 @@ static const char *const counter_names[HOSTLO_CNT_USED] = {
 	[HOSTLO_CNT_CONNECT_KEPT_LOCAL] = "connect_kept_local",
 	[HOSTLO_CNT_PEER_RESTORED] = "peer_restored",
 	[HOSTLO_CNT_HOST_STEERED] = "host_steered",
+	[HOSTLO_CNT_HOST_PEER_LOCAL] = "host_peer_local",
 };
 
 static json_object *rule_json(const struct rule *r)
@@ -37,6 +38,8 @@ static json_object *rule_json(const struct rule *r)
 	if (r->kind == RULE_CONNECT) {
 		json_object_object_add(o, "proto", json_object_new_string(r->proto == PROTO_UDP ? "udp" : "tcp"));
 		json_object_object_add(o, "always", json_object_new_boolean(r->always));
+		if (r->proto == PROTO_TCP)
+			json_object_object_add(o, "real_peer", json_object_new_boolean(r->real_peer));
 	}
 	json_object_object_add(o, "port_min", json_object_new_int(r->port_min));
 	json_object_object_add(o, "port_max", json_object_new_int(r->port_max));
@@ -56,6 +59,8 @@ static json_object *rule_json(const struct rule *r)
 			json_object_object_add(h, "ports", json_object_new_int(r->port_max - r->port_min + 1));
 			json_object_object_add(h, "listening", r->host_listening < 0 ? NULL :
 					       json_object_new_int(r->host_listening));
+			/* what the host service sees as the client's address */
+			json_object_object_add(h, "service_sees", json_object_new_string(r->real_peer ? "container" : "127.0.0.1"));
 		}
 		json_object_object_add(o, "host_loopback", h);
 	}
@@ -83,7 +88,8 @@ static size_t host_note(const struct rule *r, char *buf, size_t len)
 	return (size_t)snprintf(buf, len, " (host loopback: %d of %u listening)", r->host_listening, ports);
 }
 
-void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
+/* With seen (list): what the host service sees as the client of each rule to this host, too. */
+static void rules_text(const struct ruleset *rs, char *buf, size_t len, bool seen)
 {
 	size_t n = 0;
 
@@ -95,7 +101,15 @@ void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
 		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "", one);
 		if (rs->r[i].host_ifindex && n < len)
 			n += host_note(&rs->r[i], buf + n, len - n);
+		if (seen && rs->r[i].host_ifindex && n < len)
+			n += (size_t)snprintf(buf + n, len - n, " (host service sees %s)",
+					      rs->r[i].real_peer ? "the container's address" : "127.0.0.1");
 	}
+}
+
+void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
+{
+	rules_text(rs, buf, len, false);
 }
 
 static void print_json(json_object *o)
@@ -247,7 +261,7 @@ static void list_text(const struct attachment *a, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char rules[4096];
 
-		ruleset_text(&a[i].rules, rules, sizeof(rules));
+		rules_text(&a[i].rules, rules, sizeof(rules), true);
 		put_cell(&cgroup, a[i].label.rel);
 		printf(" %-10llu ", (unsigned long long)a[i].id);
 		put_label(&a[i].label, &name);
@@ -278,6 +292,7 @@ static const char *const counter_help[HOSTLO_CNT_USED] = {
 	[HOSTLO_CNT_CONNECT_KEPT_LOCAL] = "Connects and datagrams left local because a listener had the port.",
 	[HOSTLO_CNT_PEER_RESTORED] = "getpeername() calls answered with the loopback address the application asked for.",
 	[HOSTLO_CNT_HOST_STEERED] = "Redirected connections accepted by a host service listening on the host's loopback only.",
+	[HOSTLO_CNT_HOST_PEER_LOCAL] = "Redirected connections whose host service was shown the client as 127.0.0.1.",
 };
 
 /* Label values escape backslash, double quote and newline (the text exposition format's rule). */
@@ -484,13 +499,21 @@ void print_event(const struct hostlo_event *e, const struct cgroup_label *l, lon
 {
 	static const char *const kinds[] = { [HOSTLO_EV_REDIRECTED] = "redirect",
 					     [HOSTLO_EV_KEPT_LOCAL] = "kept_local",
-					     [HOSTLO_EV_BIND_REWRITTEN] = "bind" };
+					     [HOSTLO_EV_BIND_REWRITTEN] = "bind",
+					     [HOSTLO_EV_PEER_LOCAL] = "peer_local" };
 	const char *proto = e->proto == IPPROTO_UDP ? "udp" : "tcp";
 	char from[64], to[64], when[32], comm[17];
 
 	snprintf(comm, sizeof(comm), "%.16s", e->comm);
 	snprintf(from, sizeof(from), "%s:%u", orig_addr(e->orig), ntohs(e->orig_port));
 	event_to(e, to, sizeof(to));
+	if (e->kind == HOSTLO_EV_PEER_LOCAL) { /* the host service (pid, comm) sees the container's client as local */
+		char addr[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &e->to_addr, addr, sizeof(addr));
+		snprintf(from, sizeof(from), "%s:%u", addr, ntohs(e->to_port));
+		snprintf(to, sizeof(to), "127.0.0.1:%u", ntohs(e->orig_port));
+	}
 	if (json) {
 		json_object *o = json_object_new_object();
 

@@ -162,6 +162,16 @@ int ruleset_always(struct ruleset *rs, char *err)
 	return 0;
 }
 
+int ruleset_real_peer(struct ruleset *rs, char *err)
+{
+	const struct rule *r = rs->n ? &rs->r[rs->n - 1] : NULL;
+
+	if (!r || r->kind != RULE_CONNECT || r->proto != PROTO_TCP)
+		return seterr(err, "--real-peer: applies to the tcp --connect rule before it, and there is none");
+	rs->r[rs->n - 1].real_peer = true;
+	return 0;
+}
+
 const char *rule_option(const struct rule *r)
 {
 	return r->kind == RULE_CONNECT ? "--connect" : "--bind";
@@ -192,14 +202,15 @@ void rule_target(const struct rule *r, char *buf, size_t len)
 void rule_format(const struct rule *r, char *buf, size_t len)
 {
 	char ports[32], target[48];
+	const char *always = r->always ? " --always" : "", *real = r->real_peer ? " --real-peer" : "";
 
 	rule_ports(r, ports, sizeof(ports));
 	if (r->kind == RULE_CONNECT && !r->has_addr) {
-		snprintf(buf, len, "%s %s%s", rule_option(r), ports, r->always ? " --always" : "");
+		snprintf(buf, len, "%s %s%s%s", rule_option(r), ports, always, real);
 		return;
 	}
 	rule_target(r, target, sizeof(target));
-	snprintf(buf, len, "%s %s=%s%s", rule_option(r), ports, target, r->always ? " --always" : "");
+	snprintf(buf, len, "%s %s=%s%s%s", rule_option(r), ports, target, always, real);
 }
 
 size_t ruleset_entries(const struct ruleset *rs)
@@ -225,7 +236,8 @@ void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, stru
 			keys[n].kind = r->kind == RULE_BIND ? HOSTLO_KIND_BIND :
 				       r->proto == PROTO_UDP ? HOSTLO_KIND_CONNECT_UDP : HOSTLO_KIND_CONNECT_TCP;
 			vals[n].addr = r->addr;
-			vals[n].flags = (r->always ? HOSTLO_RULE_ALWAYS : 0) | (r->host_ifindex ? HOSTLO_RULE_STEER : 0);
+			vals[n].flags = (r->always ? HOSTLO_RULE_ALWAYS : 0) | (r->host_ifindex ? HOSTLO_RULE_STEER : 0) |
+					(r->real_peer ? HOSTLO_RULE_REAL_PEER : 0);
 			vals[n].host_ifindex = r->host_ifindex;
 			if (r->to_port)
 				vals[n].port = htons((uint16_t)(r->to_port + (p - r->port_min)));
@@ -259,7 +271,8 @@ static bool continues(const struct rule *r, const struct entry *e)
 	unsigned want = r->to_port ? r->to_port + (e->k.port - r->port_min) : 0;
 
 	return e->k.port == r->port_max + 1 && e->v.addr == r->addr && ntohs(e->v.port) == want &&
-	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always && e->v.host_ifindex == r->host_ifindex;
+	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always && e->v.host_ifindex == r->host_ifindex &&
+	       !!(e->v.flags & HOSTLO_RULE_REAL_PEER) == r->real_peer;
 }
 
 int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
@@ -292,6 +305,7 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 			.kind = kind, .proto = proto, .port_min = e[i].k.port, .port_max = e[i].k.port,
 			.has_addr = true, .addr = e[i].v.addr, .to_port = ntohs(e[i].v.port),
 			.always = e[i].v.flags & HOSTLO_RULE_ALWAYS,
+			.real_peer = e[i].v.flags & HOSTLO_RULE_REAL_PEER,
 			.host_ifindex = (e[i].v.flags & HOSTLO_RULE_STEER) ? e[i].v.host_ifindex : 0,
 			.host_listening = -1,
 		};

@@ -16,6 +16,8 @@ struct rule {
 	enum rule_kind kind;
 	enum rule_proto proto;        /* connect rules */
 	bool always;                  /* connect: redirect even when a local listener has the port */
+	bool real_peer;               /* tcp connect to this host: its service sees the container's address,
+	                                 not 127.0.0.1 (--real-peer) */
 	uint16_t port_min, port_max;  /* host order, inclusive */
 	bool has_addr;                /* connect without =ADDR: the target's gateway, filled in later */
 	uint32_t addr;                /* network order */
@@ -44,8 +46,10 @@ int parse_bind(const char *arg, struct rule *out, char *err);
 int ruleset_add(struct ruleset *rs, const struct rule *r, char *err);
 /* --always: applies to the --connect rule just before it. */
 int ruleset_always(struct ruleset *rs, char *err);
+/* --real-peer: applies to the tcp --connect rule just before it. */
+int ruleset_real_peer(struct ruleset *rs, char *err);
 
-/* "--connect tcp:5432=198.18.0.1 [--always]" or "--bind 3000=0.0.0.0": canonical, re-parseable. */
+/* "--connect tcp:5432=198.18.0.1 [--always] [--real-peer]" or "--bind 3000=0.0.0.0": canonical, re-parseable. */
 void rule_format(const struct rule *r, char *buf, size_t len);
 const char *rule_option(const struct rule *r);  /* "--connect" or "--bind" */
 void rule_ports(const struct rule *r, char *buf, size_t len); /* "tcp:5432" or "3000-3010" */

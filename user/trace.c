@@ -63,7 +63,7 @@ static int on_event(void *ctx, void *data, size_t size)
 	struct cgroup_label l;
 	const char *rel;
 
-	if (size < sizeof(*e) || e->kind < HOSTLO_EV_REDIRECTED || e->kind > HOSTLO_EV_BIND_REWRITTEN)
+	if (size < sizeof(*e) || e->kind < HOSTLO_EV_REDIRECTED || e->kind > HOSTLO_EV_PEER_LOCAL)
 		return 0;
 	rel = path_of(t, e->cgroup_id);
 	if (t->filter && !in_target(t->filter, e->cgroup_id, e->attach_id, rel))

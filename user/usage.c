@@ -28,14 +28,16 @@ static const struct option_help {
 	  "                containerd, Kubernetes and CRI-O layouts), a Docker name (asked of\n"
 	  "                the Docker API at $DOCKER_HOST or /var/run/docker.sock), or a\n"
 	  "                containerd task ID (ctr run's /NAMESPACE/ID)\n" },
-	{ "RULE", "connect always",
-	  "--connect [tcp:|udp:]PORT[-PORT][=ADDR[:PORT]] [--always]\n"
+	{ "RULE", "connect always real-peer",
+	  "--connect [tcp:|udp:]PORT[-PORT][=ADDR[:PORT]] [--always] [--real-peer]\n"
 	  "                connects (and, for udp, datagrams) to 127.0.0.1, ::1 or ::ffff:127.0.0.1\n"
 	  "                on PORT (or the range) go to ADDR (IPv4) instead, on the same port or\n"
 	  "                from :PORT on. Without =ADDR: the default IPv4 gateway of the target's\n"
 	  "                network namespace, read from a process in the cgroup; when that is an\n"
 	  "                address of this host, a TCP connect there also reaches a host service\n"
-	  "                that listens only on 127.0.0.1 (and only these connects do).\n"
+	  "                that listens only on 127.0.0.1 (and only these connects do), and\n"
+	  "                the host service sees the client as 127.0.0.1 (its port, the\n"
+	  "                container's), unless --real-peer: then as the container's address.\n"
 	  "                The app still sees the address it asked for (getpeername, a reply's\n"
 	  "                source). A port with a listener in the caller's own netns stays local,\n"
 	  "                unless --always\n" },

@@ -69,10 +69,13 @@ static int serve(struct sockaddr_in sa, int seconds)
 	fflush(stdout);
 	while (now() < end) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
 		char b[1];
 		int c;
 
-		if (poll(&p, 1, 200) <= 0 || (c = accept(fd, NULL, NULL)) < 0)
+		/* with the peer's address, as real services ask for it (the getpeername hooks run) */
+		if (poll(&p, 1, 200) <= 0 || (c = accept(fd, (struct sockaddr *)&peer, &plen)) < 0)
 			continue;
 		timeouts(c);
 		while (read(c, b, 1) == 1 && write(c, b, 1) == 1)

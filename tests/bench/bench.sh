@@ -136,7 +136,29 @@ for n in 1 1000 10000; do
 		sample "hook_ns_$n" "$h" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
 	done
 done
+# the host side on the server's accept(): the getpeername4 program that shows a redirected client as
+# 127.0.0.1 (peer4), and sockops (which marks such sockets), on unrelated (direct) and redirected accepts
+for path in direct hostlo; do
+	declare -A before=()
+	for h in peer4 sockops; do before[$h]=$(prog_stats $h); done
+	on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000 >/dev/null
+	for h in peer4 sockops; do
+		read -r c0 t0 <<<"${before[$h]}"
+		read -r c1 t1 <<<"$(prog_stats $h)"
+		sample hook_ns_host "${h}_$path" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
+	done
+done
 sysctl -qw kernel.bpf_stats_enabled=0
+# the connection rate of a redirected connection with the client shown as 127.0.0.1 (the default) and
+# without it (--real-peer: no flow noted, no host program on accept), alternating
+for r in $(seq "$ROUNDS"); do
+	for mode in local real; do
+		rules=(--connect $P --connect $PT --connect $P6)
+		[ $mode = real ] && rules=(--connect $P --real-peer --connect $PT --real-peer --connect $P6 --real-peer)
+		"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
+		sample rate_peer "$mode" "$r" "$(on hostlo "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 | field rate)" conn/s
+	done
+done
 "$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null
 
 echo "scale: $SCALE_N attached cgroups"

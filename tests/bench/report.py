@@ -44,6 +44,10 @@ for n in ("1", "1000", "10000"):
     for h in ("connect4", "connect6", "getpeername6"):
         hook.setdefault(n, {})[h] = med(f"hook_ns_{n}", h)
 summary["hook_ns_per_call"] = hook
+host_hook = {f"{h}_{p}": med("hook_ns_host", f"{h}_{p}") for h in ("peer4", "sockops") for p in ("direct", "hostlo")}
+summary["host_hook_ns_per_call"] = host_hook
+rate_peer = {m: med("rate_peer", m) for m in ("local", "real")}
+summary["rate_peer"] = rate_peer
 scale = {k: med(k, "scale") for k in ("attach_ms", "kmem_kib", "stats_rows",
                                        "stats_ms_text", "stats_ms_json")}
 scale["rate_scaled_ratio"] = (med("rate_scaled", "hostlo") or 0) / (med("rate_scaled", "direct") or 1)
@@ -69,6 +73,11 @@ summary["targets"] = {name: ok for name, ok in targets}
 lines += ["", "| hook (ns/call) | 1 rule | 1,000 rules | 10,000 rules |", "|---|---|---|---|"]
 for h in ("connect4", "connect6", "getpeername6"):
     lines.append(f"| {h} | " + " | ".join(f"{hook[n][h] or 0:g}" for n in ("1", "1000", "10000")) + " |")
+lines += ["", "| host side on accept() (ns/call) | unrelated (direct) | redirected |", "|---|---|---|"]
+for h in ("peer4", "sockops"):
+    lines.append(f"| {h} | {host_hook[h + '_direct'] or 0:g} | {host_hook[h + '_hostlo'] or 0:g} |")
+lines += ["", f"redirected connection rate: client shown as 127.0.0.1 {rate_peer['local'] or 0:g} conn/s, "
+          f"--real-peer {rate_peer['real'] or 0:g} conn/s"]
 lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): attach {scale['attach_ms']:g} ms each, "
           f"kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta), "
           f"`hostlo stats` {scale['stats_ms_text']:g} ms, "

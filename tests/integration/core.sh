@@ -75,10 +75,10 @@ check "app2: its own row, 5 calls" "5 0" "$(counter $REL/app2 connect_redirected
 check "stats -j: one row per calling cgroup, with ids and the attached cgroup" \
 	"/hostlo-test/app $(stat -c %i "$APP") $REL $(stat -c %i "$CGT")" \
 	"$("$HOSTLO" stats -j | jq -r '.[] | select(.cgroup == "/hostlo-test/app") | "\(.cgroup) \(.cgroup_id) \(.attached_cgroup) \(.attached_cgroup_id)"')"
-expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2 +0 +0 +0 +10 +0
-/hostlo-test/app2 +- +- +$REL +5 +0 +0 +0 +0 +5 +0" -- "$HOSTLO" stats
+expect "stats (text) shows both rows" 0 "/hostlo-test/app +- +- +$REL +10 +2 +0 +0 +0 +10 +0 +0
+/hostlo-test/app2 +- +- +$REL +5 +0 +0 +0 +0 +5 +0 +0" -- "$HOSTLO" stats
 check "stats TARGET filters to that cgroup" "/hostlo-test/app2" "$("$HOSTLO" stats --cgroup $REL/app2 -j | jq -r '.[].cgroup')"
-expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +cli +--connect tcp:$HP=$HOST_IP \(host loopback: no listener\) --bind $BP=0.0.0.0" -- "$HOSTLO" list
+expect "list shows the attachment and its rules" 0 "$REL +[0-9]+ +- +- +cli +--connect tcp:$HP=$HOST_IP \(host loopback: no listener\) \(host service sees 127.0.0.1\) --bind $BP=0.0.0.0" -- "$HOSTLO" list
 check "list -j" "$REL $(stat -c %i "$CGT") --connect tcp:$HP=$HOST_IP,--bind $BP=0.0.0.0" \
 	"$("$HOSTLO" list -j | jq -r '.[] | "\(.cgroup) \(.cgroup_id) \([.rules[].rule] | join(","))"')"
 
@@ -156,6 +156,8 @@ done <<EOF
 2|--connect sctp:53: unknown protocol 'sctp'|attach --cgroup $REL --connect sctp:53
 2|--always: applies to the --connect rule before it|attach --cgroup $REL --always --connect 53
 2|--always: applies to the --connect rule before it|attach --cgroup $REL --bind 53 --always
+2|--real-peer: applies to the tcp --connect rule before it|attach --cgroup $REL --connect udp:53 --real-peer
+2|--real-peer: applies to the tcp --connect rule before it|attach --cgroup $REL --real-peer --connect 53
 2|--connect 80=::1: '::1' is IPv6|attach --cgroup $REL --connect 80=::1
 2|--connect 80=127.0.0.1: '127.0.0.1' is a loopback address|attach --cgroup $REL --connect 80=127.0.0.1
 2|--connect 80=300.1.1.1: '300.1.1.1' is not an IPv4 address|attach --cgroup $REL --connect 80=300.1.1.1

@@ -75,7 +75,7 @@ for _ in 1 2 3 4 5; do fetch_in w2 $HP >/dev/null; done
 check "w1: 3 redirects, its own row" 3 "$("$HOSTLO" stats -j | jq -r '.[] | select(.name == "w1") | .connect_redirected')"
 check "w2: 5 redirects, its own row" 5 "$("$HOSTLO" stats -j | jq -r '.[] | select(.name == "w2") | .connect_redirected')"
 check "web: its bind was rewritten once" "1 $(cid web)" "$("$HOSTLO" stats -j | jq -r '.[] | select(.name == "web") | "\(.bind_rewritten) \(.container)"')"
-expect "stats --container filters to it" 0 "^$PARENT/$(cid w2) +$(cid w2 | cut -c1-12) +w2 +$PARENT +5 +0 +0 +0 +0 +0 +0$" -- bash -c "'$HOSTLO' stats --container w2 | tail -n +2"
+expect "stats --container filters to it" 0 "^$PARENT/$(cid w2) +$(cid w2 | cut -c1-12) +w2 +$PARENT +5 +0 +0 +0 +0 +0 +0 +0$" -- bash -c "'$HOSTLO' stats --container w2 | tail -n +2"
 
 echo "# an app already listening when hostlo attaches is warned about"
 run late $PLAIN $IMAGE httpd -f -p 127.0.0.1:$APP_PORT -h /www

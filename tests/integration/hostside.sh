@@ -16,13 +16,7 @@ mkdir -p "$STATE/bpffs" && mount -t bpf bpf "$STATE/bpffs"
 mkdir -p "$CG2$PARENT" "$CGH"
 start_engine
 build_image
-# busybox plus the host's redis-cli and sockprobe with the exact libraries they load
-r=$DK/clients
-mkdir -p "$r/bin" "$r/tmp"
-cp "$(command -v busybox)" "$r/bin/busybox" && ln -sf busybox "$r/bin/sh" && ln -sf busybox "$r/bin/sleep"
-cp "$(command -v redis-cli)" "$PROBE" "$r/bin/"
-for b in "$(command -v redis-cli)" "$PROBE"; do ldd "$b"; done | grep -o '/[^ ]*' | sort -u | xargs -I{} cp --parents -L {} "$r/"
-tar -C "$r" -c . | docker import - $CLIENTS >/dev/null
+client_image $CLIENTS "$(command -v redis-cli)" "$PROBE"
 
 redis() { # the host's Redis on 127.0.0.1:$RP only, no persistence
 	on_host redis-server --port $RP --bind 127.0.0.1 --requirepass $PASS --save '' --appendonly no --daemonize no \
@@ -98,7 +92,7 @@ ip netns add "$NS"
 expect "gc from another netns" 0 "^gc: " -- nsenter --net=/run/netns/$NS "$HOSTLO" gc
 expect "attach --connect from another netns: the gateway is not its own, nothing new steers" 0 "^attached $PARENT/$(cid b1) \(cgroup id [0-9]+\): --connect tcp:$RP=$GW$" -- \
 	nsenter --net=/run/netns/$NS "$HOSTLO" attach --container b1 --connect $RP
-check "the host programs stay attached to the host" "2 1" \
+check "the host programs stay attached to the host" "4 1" \
 	"$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(lookup_links)"
 expect "and a1 still reaches the host's Redis" 0 "^PONG$" -- rcli a1 127.0.0.1 ping
 "$HOSTLO" detach --container b1 >/dev/null
@@ -112,7 +106,7 @@ check "and no port is left for steering" "[]" "$(bpftool -j map dump pinned "$HO
 echo "# detach and container removal leave no host-side entry"
 "$HOSTLO" attach --container b1 --connect $RP=$GW >/dev/null   # another attachment keeps the shared objects
 expect "attach a1 again (gateway)" 0 "host loopback: listening" -- "$HOSTLO" attach --container a1 --connect $RP
-check "host programs attached: sockops on the cgroup2 root, sk_lookup on the host netns" "2 1 1" \
+check "host programs attached: sockops (and the local-peer pair) on the cgroup2 root, sk_lookup on the host netns" "4 1 1" \
 	"$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(bpftool cgroup show "$CG2" | grep -c hostlo_sockops) $(lookup_links)"
 expect "detach a1" 0 "^detached " -- "$HOSTLO" detach --container a1
 check "no host link, no steering port, no listener held" "0 [] 0" \

@@ -24,8 +24,8 @@ incg "$CGT/app2" "$PROBE" connect 127.0.0.1 $HP 5 >/dev/null
 incg "$CGT/app2" "$PROBE" udp 127.0.0.1 $UP >/dev/null
 "$HOSTLO" stats --prometheus >"$OUT/metrics"
 node "$NODE/parse-metrics.mjs" <"$OUT/metrics" >"$OUT/parsed.json"
-check "the parser accepts it: 7 counter families, each named hostlo_<counter>_total" \
-	"7 COUNTER hostlo_bind_rewritten_total,hostlo_connect_kept_local_total,hostlo_connect_redirected_total,hostlo_host_steered_total,hostlo_peer_restored_total,hostlo_udp_redirected_total,hostlo_udp_reply_restored_total" \
+check "the parser accepts it: 8 counter families, each named hostlo_<counter>_total" \
+	"8 COUNTER hostlo_bind_rewritten_total,hostlo_connect_kept_local_total,hostlo_connect_redirected_total,hostlo_host_peer_local_total,hostlo_host_steered_total,hostlo_peer_restored_total,hostlo_udp_redirected_total,hostlo_udp_reply_restored_total" \
 	"$(jq -r '"\(length) \([.[].type] | unique | join(",")) \([.[].name] | sort | join(","))"' "$OUT/parsed.json")"
 value() { jq -r --arg f "hostlo_$1_total" --arg c "$2" '.[] | select(.name == $f) | .metrics[] | select(.labels.cgroup == $c) | .value' "$OUT/parsed.json"; }
 check "app: connect_redirected 3, peer_restored 3" "3 3" "$(value connect_redirected $REL/app) $(value peer_restored $REL/app)"

@@ -100,13 +100,13 @@ check "and leaves only $REL's links" $HOOKS "$(ls "$HOSTLO_BPFFS/hostlo/links" |
 kill_at host:linked attach --cgroup $REL --connect $HP
 check "SIGKILL between the two host-side links: half set up" 1 "$(host_links)"
 "$HOSTLO" list >/dev/null
-check "the next command (list) completes the host side" 2 "$(host_links)"
+check "the next command (list) completes the host side (with the local-peer pair)" 4 "$(host_links)"
 "$HOSTLO" detach --all >/dev/null
 "$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null   # no steering: no host side yet
 kill_at host:sync attach --cgroup $REL --connect $HP
 check "SIGKILL after the rules, before the host side: none of it yet" 0 "$(host_links)"
 "$HOSTLO" stats >/dev/null
-check "the next command (stats) sets the host side up" 2 "$(host_links)"
+check "the next command (stats) sets the host side up (with the local-peer pair)" 4 "$(host_links)"
 "$HOSTLO" detach --all >/dev/null
 mkdir -p "$CGT/other"
 "$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null

@@ -225,6 +225,49 @@ static void test_expand_collapse_steer(void **state)
 	assert_int_equal(back.r[1].host_ifindex, 0);
 }
 
+/* --real-peer: only after a tcp --connect; carried by the entries' flags; formatted after --always;
+ * ports that differ only in it never merge. */
+static void test_real_peer(void **state)
+{
+	struct ruleset rs = { 0 }, back;
+	struct hostlo_rule_key k[4];
+	struct hostlo_rule_val v[4];
+	char err[ERRLEN], buf[128];
+	struct rule r;
+
+	(void)state;
+	assert_int_equal(ruleset_real_peer(&rs, err), -1);
+	assert_string_equal(err, "--real-peer: applies to the tcp --connect rule before it, and there is none");
+	assert_int_equal(parse_connect("5432-5433=198.18.0.1", &r, err), 0);
+	r.host_ifindex = 7;
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(ruleset_always(&rs, err), 0);
+	assert_int_equal(ruleset_real_peer(&rs, err), 0);
+	rule_format(&rs.r[0], buf, sizeof(buf));
+	assert_string_equal(buf, "--connect tcp:5432-5433=198.18.0.1 --always --real-peer");
+	assert_int_equal(parse_connect("5434=198.18.0.1", &r, err), 0);
+	r.host_ifindex = 7;
+	r.always = true;
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(parse_connect("udp:53=198.18.0.1", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(ruleset_real_peer(&rs, err), -1);
+	assert_int_equal(parse_bind("3000", &r, err), 0);
+	assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	assert_int_equal(ruleset_real_peer(&rs, err), -1);
+	rs.n = 2;
+	ruleset_expand(&rs, k, v);
+	assert_int_equal(v[0].flags, HOSTLO_RULE_ALWAYS | HOSTLO_RULE_STEER | HOSTLO_RULE_REAL_PEER);
+	assert_int_equal(v[2].flags, HOSTLO_RULE_ALWAYS | HOSTLO_RULE_STEER);
+	assert_int_equal(ruleset_collapse(k, v, 3, &back, err), 0);
+	assert_int_equal(back.n, 2);
+	assert_true(back.r[0].real_peer);
+	assert_int_equal(back.r[0].port_max, 5433);
+	assert_false(back.r[1].real_peer);
+	rule_format(&back.r[1], buf, sizeof(buf));
+	assert_string_equal(buf, "--connect tcp:5434=198.18.0.1 --always");
+}
+
 /* A scratch directory standing in for /proc and a cgroup2 mount. */
 static char root[PATH_MAX];
 
@@ -763,6 +806,7 @@ int main(void)
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),
+		cmocka_unit_test(test_real_peer),
 		cmocka_unit_test(test_mountinfo_hybrid),
 		cmocka_unit_test(test_mountinfo_pure_v2_and_escapes),
 		cmocka_unit_test(test_cgroup_from_path),
