@@ -50,8 +50,8 @@ static const struct option_help {
 	{ "OPTIONS", "dry-run",
 	  "--dry-run       resolve and print the plan, attach nothing\n" },
 	{ "OPTIONS", "create",
-	  "--create        (attach) make the --cgroup PATH first if it does not exist, so\n"
-	  "                a --cgroup-parent can be attached before any container starts\n" },
+	  "--create        (attach) make the --cgroup PATH first if it does not exist, so a\n"
+	  "                runtime's parent cgroup is attached before any container starts\n" },
 	{ "OPTIONS", "all",
 	  "--all           (detach) remove every attachment and everything hostlo pinned\n" },
 	{ "OPTIONS", "prometheus",
