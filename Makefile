@@ -28,7 +28,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image image-agent test-builds fuzz bench install clean
+.PHONY: all deps test unit demo static image image-agent test-builds fuzz bench install clean test-kernels
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -143,6 +143,11 @@ test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe
       $(BUILD)/bench/bench \
       $(BUILD)/fuzz_parse
 	$(Q)bash tests/run.sh
+
+# The integration suites on Debian's 5.10, 6.1, 6.12 and newest kernels, each booted under qemu (root).
+test-kernels: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(BUILD)/sockprobe $(BUILD)/loadgen test-builds $(BUILD)/fuzz_parse
+	$(Q)bash scripts/deps.sh kernels
+	$(Q)bash tests/kernels/run.sh
 
 demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh
