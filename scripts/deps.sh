@@ -21,6 +21,9 @@ PKGS=(
 # the manifest check runs on Node.js (kubernetes-models): the machine's own, else Debian's
 command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
 
+# group kernels (`make test-kernels`): qemu, and what fetches the kernels and makes the guest's initramfs
+[ "${1:-}" = kernels ] && PKGS=(qemu-system-x86 cpio debootstrap xz-utils)
+
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
