@@ -29,6 +29,7 @@ enum hostlo_kind {
 /* hostlo_rule_val.flags */
 #define HOSTLO_RULE_ALWAYS 0x1           /* redirect even when the caller's netns has a local listener */
 #define HOSTLO_RULE_STEER 0x2            /* TCP to the gateway: the host may hand it to its loopback listener */
+#define HOSTLO_RULE_NOHOST 0x4           /* TCP to the gateway, on a kernel without the host side: report only */
 
 /*
  * hostlo_rules key: one entry per port of an attached cgroup (ranges are expanded, so a lookup is one

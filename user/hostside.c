@@ -39,6 +39,19 @@ bool hostside_supported(void)
 	return major > 5 || (major == 5 && minor >= 17);
 }
 
+/* "needs Linux 5.17, this is 5.10": why a steering rule does not reach the host's loopback here. */
+const char *hostside_unsupported(void)
+{
+	static char why[64];
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	if (uname(&u) == 0)
+		sscanf(u.release, "%d.%d", &major, &minor);
+	snprintf(why, sizeof(why), "needs Linux 5.17, this is %d.%d", major, minor);
+	return why;
+}
+
 static bool listener_present(struct state *st, uint16_t port)
 {
 	struct hostlo_listener_key k = { .port = port };

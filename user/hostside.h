@@ -13,6 +13,7 @@ struct state;
 
 /* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
 bool hostside_supported(void);
+const char *hostside_unsupported(void);
 
 /*
  * Makes the kernel match the steering rules of every attachment: the ports, the host's loopback

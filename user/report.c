@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <json-c/json.h>
+#include "hostside.h"
 #include "report.h"
 
 static const char *const counter_names[HOSTLO_CNT_USED] = {
@@ -40,7 +41,10 @@ static json_object *rule_json(const struct rule *r)
 		json_object *h = NULL;
 		char ifname[IF_NAMESIZE] = "";
 
-		if (r->host_ifindex) {
+		if (r->host_unsupported) {
+			h = json_object_new_object();
+			json_object_object_add(h, "unsupported", json_object_new_string(hostside_unsupported()));
+		} else if (r->host_ifindex) {
 			h = json_object_new_object();
 			json_object_object_add(h, "interface", if_indextoname(r->host_ifindex, ifname) ?
 					       json_object_new_string(ifname) : NULL);
@@ -67,6 +71,8 @@ static size_t host_note(const struct rule *r, char *buf, size_t len)
 {
 	unsigned ports = (unsigned)(r->port_max - r->port_min) + 1;
 
+	if (r->host_unsupported)
+		return (size_t)snprintf(buf, len, " (host loopback: %s)", hostside_unsupported());
 	if (r->host_listening < 0)
 		return (size_t)snprintf(buf, len, " (host loopback too)");
 	if (ports == 1)
@@ -84,7 +90,7 @@ void ruleset_text(const struct ruleset *rs, char *buf, size_t len)
 
 		rule_format(&rs->r[i], one, sizeof(one));
 		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "", one);
-		if (rs->r[i].host_ifindex && n < len)
+		if ((rs->r[i].host_ifindex || rs->r[i].host_unsupported) && n < len)
 			n += host_note(&rs->r[i], buf + n, len - n);
 	}
 }

@@ -225,7 +225,8 @@ void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, stru
 			keys[n].kind = r->kind == RULE_BIND ? HOSTLO_KIND_BIND :
 				       r->proto == PROTO_UDP ? HOSTLO_KIND_CONNECT_UDP : HOSTLO_KIND_CONNECT_TCP;
 			vals[n].addr = r->addr;
-			vals[n].flags = (r->always ? HOSTLO_RULE_ALWAYS : 0) | (r->host_ifindex ? HOSTLO_RULE_STEER : 0);
+			vals[n].flags = (r->always ? HOSTLO_RULE_ALWAYS : 0) | (r->host_ifindex ? HOSTLO_RULE_STEER : 0) |
+					(r->host_unsupported ? HOSTLO_RULE_NOHOST : 0);
 			vals[n].host_ifindex = r->host_ifindex;
 			if (r->to_port)
 				vals[n].port = htons((uint16_t)(r->to_port + (p - r->port_min)));
@@ -259,7 +260,8 @@ static bool continues(const struct rule *r, const struct entry *e)
 	unsigned want = r->to_port ? r->to_port + (e->k.port - r->port_min) : 0;
 
 	return e->k.port == r->port_max + 1 && e->v.addr == r->addr && ntohs(e->v.port) == want &&
-	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always && e->v.host_ifindex == r->host_ifindex;
+	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always && e->v.host_ifindex == r->host_ifindex &&
+	       !!(e->v.flags & HOSTLO_RULE_NOHOST) == r->host_unsupported;
 }
 
 int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
@@ -294,6 +296,7 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 			.always = e[i].v.flags & HOSTLO_RULE_ALWAYS,
 			.host_ifindex = (e[i].v.flags & HOSTLO_RULE_STEER) ? e[i].v.host_ifindex : 0,
 			.host_listening = -1,
+			.host_unsupported = e[i].v.flags & HOSTLO_RULE_NOHOST,
 		};
 	}
 	free(e);
