@@ -7,6 +7,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
+ln -sf /proc/self/fd /dev/fd && ln -sf fd/0 /dev/stdin && ln -sf fd/1 /dev/stdout && ln -sf fd/2 /dev/stderr
 mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
 mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
@@ -21,6 +22,7 @@ echo "HOSTLO-KERNEL $(uname -r) cgroup2=$(stat -f -c %T /sys/fs/cgroup) btf=$([ 
 cd /hostlo
 # shellcheck source=/dev/null
 source ./guest.conf   # SUITES, and the environment they run with (smaller loads under TCG)
+[ -n "${CMD:-}" ] && { bash -c "$CMD" </dev/null 2>&1; echo "HOSTLO-CMD exit $?"; }
 for s in $SUITES; do
 	start=$(date +%s)
 	: >/tmp/result

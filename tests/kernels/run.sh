@@ -10,11 +10,12 @@
 #   KERNELS="bullseye trixie"   the suites to take kernels from (default: all four)
 #   KERNEL_SUITES="core"        the integration suites to run in each guest (default below)
 #   KERNEL_TIMEOUT=SECONDS      one guest's limit (default 420)
+#   KERNEL_CMD="bpftool prog"   a command to run in each guest first (its output: build/kernels/logs/)
 set -u
 cd "$(dirname "$0")/../.."
 K=$PWD/build/kernels
 KERNELS=${KERNELS:-bullseye bookworm trixie trixie-backports}
-KERNEL_SUITES=${KERNEL_SUITES:-core transparency hostside-local reliability}
+KERNEL_SUITES=${KERNEL_SUITES-core transparency hostside-local reliability}
 KERNEL_TIMEOUT=${KERNEL_TIMEOUT:-420}
 t0=$(date +%s)
 
@@ -34,6 +35,7 @@ cp tests/kernels/init.sh "$stage/init"
 # under TCG everything is 10 to 50 times slower: reliability.sh runs with smaller loads
 cat >"$stage/hostlo/guest.conf" <<EOF
 SUITES="$KERNEL_SUITES"
+CMD=$(printf %q "${KERNEL_CMD:-}")
 export LOAD_CONNECTS=${LOAD_CONNECTS:-5000} SWAPS=${SWAPS:-10} FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 EOF
 (cd "$stage" && find . -path ./modules -prune -o -print | cpio -o -H newc --quiet) >"$K/project.cpio"
