@@ -69,15 +69,18 @@ setup_host() {
 # Requirements); below it hostlo says so and the suites check that instead.
 host_side_kernel() { uname -r | awk -F. '{ exit !($1 > 5 || ($1 == 5 && $2 >= 17)) }'; }
 
-# hook_count CGDIR: how many hostlo programs are attached directly to that cgroup. bpftool 7 cannot
-# query a cgroup on Linux 5.10 (it lists nothing and exits 255): there, count the cgroup's bpf_links.
-hook_count() {
+# cgroup_progs CGDIR: the programs attached directly to that cgroup, as `bpftool -j cgroup show` has
+# them ([{id, name, ...}]). bpftool 7 cannot query a cgroup on Linux 5.10 (it lists nothing and exits
+# 255): there, the programs of the cgroup's bpf_links (hostlo attaches only through links).
+cgroup_progs() {
 	local out
-	if out=$(bpftool cgroup show "$1" 2>/dev/null); then grep -c 'hostlo_' <<<"$out"; return 0; fi
-	bpftool -j link show | jq --argjson cg "$(stat -c %i "$1")" --argjson ids "$(bpftool -j prog show |
-		jq '[.[] | select(.name // "" | startswith("hostlo_")) | .id]')" \
-		'[.[] | select(.type == "cgroup" and .cgroup_id == $cg and (.prog_id as $p | $ids | index($p)))] | length'
+	if out=$(bpftool -j cgroup show "$1" 2>/dev/null); then echo "${out:-[]}"; return 0; fi
+	bpftool -j link show | jq -c --argjson cg "$(stat -c %i "$1")" --argjson progs "$(bpftool -j prog show)" \
+		'[.[] | select(.type == "cgroup" and .cgroup_id == $cg) | .prog_id as $p | $progs[] | select(.id == $p) | {id, name}]'
 }
+
+# hook_count CGDIR: how many hostlo programs are attached directly to that cgroup.
+hook_count() { cgroup_progs "$1" | jq '[.[] | select(.name // "" | startswith("hostlo_"))] | length'; }
 
 # hostlo_pins: how many entries hostlo has in the test bpffs (the kernel's own *.debug files aside).
 hostlo_pins() { find "$HOSTLO_BPFFS" -mindepth 1 -name 'hostlo*' 2>/dev/null | wc -l; }

@@ -43,7 +43,7 @@ same_programs() {
 	local h want got bad=0
 	for h in connect4 connect6 bind4 bind6 getpeername4 getpeername6 sendmsg4 recvmsg4 recvmsg6; do
 		want=$(bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$h" | jq .id)
-		got=$(bpftool -j cgroup show "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n) | .id] | first')
+		got=$(cgroup_progs "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n) | .id] | first')
 		[ "$want" = "$got" ] || bad=1
 	done
 	[ $bad = 0 ] && echo same || echo differ
