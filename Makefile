@@ -28,7 +28,7 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps test unit demo static image image-agent test-builds fuzz bench install clean test-kernels
+.PHONY: all deps test unit demo static image image-agent test-builds fuzz bench install clean test-kernels test-kernels-docker
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -148,6 +148,10 @@ test: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe
 test-kernels: deps $(BUILD)/hostlo $(BUILD)/hostlo-static $(BUILD)/sockprobe $(BUILD)/loadgen test-builds $(BUILD)/fuzz_parse
 	$(Q)bash scripts/deps.sh kernels
 	$(Q)bash tests/kernels/run.sh
+# Debian 12 booted under qemu with systemd, Docker (systemd cgroup driver): the seed's two scenarios (root).
+test-kernels-docker: deps $(BUILD)/hostlo $(BUILD)/sockprobe
+	$(Q)bash scripts/deps.sh kernels
+	$(Q)bash tests/kernels/docker-guest.sh
 
 demo: deps $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh
