@@ -15,6 +15,7 @@ PKGS=systemd,systemd-sysv,dbus,apparmor,docker.io,iproute2,busybox-static,kmod,l
 t0=$(date +%s)
 
 [ "$(id -u)" -eq 0 ] || { echo "hostlo: test-kernels-docker: needs root" >&2; exit 1; }
+mkdir -p "$K/logs"
 if [ ! -x "$R/usr/sbin/dockerd" ]; then
 	echo "kernels: docker guest root: debootstrap bookworm with systemd and docker.io (once)"
 	rm -rf "$R.new"
