@@ -30,7 +30,8 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2);
 endif
 
-.PHONY: all deps deps-demo deps-bench deps-test test unit demo static image image-agent test-builds fuzz bench install clean
+.PHONY: all deps deps-demo deps-bench deps-test deps-kernels test unit demo static image image-agent test-builds fuzz bench install \
+        clean test-kernels test-kernels-docker
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -47,7 +48,7 @@ deps:
 	$(Q)command -v $(CC) >/dev/null && command -v $(CLANG) >/dev/null && command -v $(BPFTOOL) >/dev/null && \
 	  printf '#include <%s>\n' $(BUILD_HEADERS) | $(CC) -E -x c - -o /dev/null 2>/dev/null || bash scripts/deps.sh build
 # demo: ip; bench: iptables, socat, iperf3, the report; test (unit, fuzz, test-builds too): everything.
-deps-demo deps-bench deps-test:
+deps-demo deps-bench deps-test deps-kernels:
 	$(Q)bash scripts/deps.sh $(@:deps-%=%)
 
 $(BUILD):
@@ -150,6 +151,13 @@ test: deps-test $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sock
       $(BUILD)/bench/bench \
       $(BUILD)/fuzz_parse
 	$(Q)bash tests/run.sh
+
+# The integration suites on Debian's 5.10, 6.1, 6.12 and newest kernels, each booted under qemu (root).
+test-kernels: deps-test deps-kernels $(BUILD)/hostlo $(BUILD)/hostlo-static $(BUILD)/sockprobe $(BUILD)/loadgen test-builds $(BUILD)/fuzz_parse
+	$(Q)bash tests/kernels/run.sh
+# Debian 12 booted under qemu with systemd, Docker (systemd cgroup driver): the seed's two scenarios (root).
+test-kernels-docker: deps-kernels $(BUILD)/hostlo $(BUILD)/sockprobe
+	$(Q)bash tests/kernels/docker-guest.sh
 
 demo: deps-demo $(BUILD)/hostlo $(BUILD)/sockprobe
 	$(Q)bash scripts/demo.sh

@@ -31,6 +31,7 @@ enum hostlo_kind {
 #define HOSTLO_RULE_STEER 0x2            /* TCP to the gateway: the host may hand it to its loopback listener */
 #define HOSTLO_RULE_REAL_PEER 0x4        /* HOSTLO_RULE_STEER: the host service sees the container's address,
                                             not 127.0.0.1 (--real-peer) */
+#define HOSTLO_RULE_NOHOST 0x8           /* TCP to the gateway, on a kernel without the host side: report only */
 
 /*
  * hostlo_rules key: one entry per port of an attached cgroup (ranges are expanded, so a lookup is one

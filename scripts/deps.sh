@@ -39,13 +39,15 @@ case $group in
 build) PKGS=("${BUILD[@]}") ;;
 demo) PKGS=("${BUILD[@]}" "${DEMO[@]}") ;;
 bench) PKGS=("${BUILD[@]}" "${BENCH[@]}") ;;
+kernels) PKGS=(qemu-system-x86 cpio debootstrap xz-utils) ;; # make test-kernels: qemu, the kernels, the guest
 test | all)
   PKGS=("${BUILD[@]}" "${DEMO[@]}" "${BENCH[@]}" "${TEST[@]}")
+  [ "$group" = all ] && PKGS+=(qemu-system-x86 cpio debootstrap xz-utils)
   # the manifest check runs on Node.js (kubernetes-models): the machine's own, else Debian's
   command -v node >/dev/null && command -v npm >/dev/null || PKGS+=(nodejs npm)
   ;;
 *)
-  echo "usage: scripts/deps.sh [build|demo|bench|test|all] (no argument: all)" >&2
+  echo "usage: scripts/deps.sh [build|demo|bench|test|kernels|all] (no argument: all)" >&2
   exit 2
   ;;
 esac

@@ -65,8 +65,22 @@ setup_host() {
 	testhost_up
 }
 
-# hook_count CGDIR: how many BPF programs are attached directly to that cgroup.
-hook_count() { bpftool cgroup show "$1" 2>/dev/null | grep -c 'hostlo_'; }
+# host_side_kernel: this kernel has the host side (Linux 5.17: sk_lookup with ingress_ifindex; README,
+# Requirements); below it hostlo says so and the suites check that instead.
+host_side_kernel() { uname -r | awk -F. '{ exit !($1 > 5 || ($1 == 5 && $2 >= 17)) }'; }
+
+# cgroup_progs CGDIR: the programs attached directly to that cgroup, as `bpftool -j cgroup show` has
+# them ([{id, name, ...}]). bpftool 7 cannot query a cgroup on Linux 5.10 (it lists nothing and exits
+# 255): there, the programs of the cgroup's bpf_links (hostlo attaches only through links).
+cgroup_progs() {
+	local out
+	if out=$(bpftool -j cgroup show "$1" 2>/dev/null); then echo "${out:-[]}"; return 0; fi
+	bpftool -j link show | jq -c --argjson cg "$(stat -c %i "$1")" --argjson progs "$(bpftool -j prog show)" \
+		'[.[] | select(.type == "cgroup" and .cgroup_id == $cg) | .prog_id as $p | $progs[] | select(.id == $p) | {id, name}]'
+}
+
+# hook_count CGDIR: how many hostlo programs are attached directly to that cgroup.
+hook_count() { cgroup_progs "$1" | jq '[.[] | select(.name // "" | startswith("hostlo_"))] | length'; }
 
 # hostlo_pins: how many entries hostlo has in the test bpffs (the kernel's own *.debug files aside).
 hostlo_pins() { find "$HOSTLO_BPFFS" -mindepth 1 -name 'hostlo*' 2>/dev/null | wc -l; }

@@ -243,6 +243,8 @@ static int fill_gateways(struct ruleset *rs, const struct cgroup *cg)
 		/* the gateway is this host: a service on the host's loopback only is reached too */
 		if (r->proto == PROTO_TCP && kernel_has_host_side())
 			r->host_ifindex = local_ifindex(gw);
+		else if (r->proto == PROTO_TCP)
+			r->host_unsupported = local_ifindex(gw) != 0; /* said by attach and list */
 	}
 	return 0;
 }

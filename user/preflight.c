@@ -44,6 +44,16 @@ bool kernel_has_host_side(void)
 	return kernel_at_least(5, 17);
 }
 
+const char *kernel_host_side_missing(void)
+{
+	static char why[64];
+	int major = 0, minor = 0;
+
+	kernel_version(&major, &minor);
+	snprintf(why, sizeof(why), "needs Linux 5.17, this is %d.%d", major, minor);
+	return why;
+}
+
 int preflight_not_setuid(char *err)
 {
 	if (getuid() != geteuid() || getgid() != getegid())

@@ -11,6 +11,8 @@ int kernel_version(int *major, int *minor);
 bool kernel_at_least(int major, int minor);
 /* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
 bool kernel_has_host_side(void);
+/* Why it cannot, for people: "needs Linux 5.17, this is 5.10". */
+const char *kernel_host_side_missing(void);
 
 /* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
 /* Refuses a setuid or setgid run: it would hand kernel-wide redirection to whoever runs the binary. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
+#include "preflight.h"
 #include "report.h"
 
 /* The text tables' columns: at least this wide; on a terminal, never wider (longer values are cut). */
@@ -52,7 +53,10 @@ static json_object *rule_json(const struct rule *r)
 		json_object *h = NULL;
 		char ifname[IF_NAMESIZE] = "";
 
-		if (r->host_ifindex) {
+		if (r->host_unsupported) {
+			h = json_object_new_object();
+			json_object_object_add(h, "unsupported", json_object_new_string(kernel_host_side_missing()));
+		} else if (r->host_ifindex) {
 			h = json_object_new_object();
 			json_object_object_add(h, "interface", if_indextoname(r->host_ifindex, ifname) ?
 					       json_object_new_string(ifname) : NULL);
@@ -81,6 +85,8 @@ static size_t host_note(const struct rule *r, char *buf, size_t len)
 {
 	unsigned ports = (unsigned)(r->port_max - r->port_min) + 1;
 
+	if (r->host_unsupported)
+		return (size_t)snprintf(buf, len, " (host loopback: %s)", kernel_host_side_missing());
 	if (r->host_listening < 0)
 		return (size_t)snprintf(buf, len, " (host loopback too)");
 	if (ports == 1)
@@ -99,7 +105,7 @@ static void rules_text(const struct ruleset *rs, char *buf, size_t len, bool see
 
 		rule_format(&rs->r[i], one, sizeof(one));
 		n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? " " : "", one);
-		if (rs->r[i].host_ifindex && n < len)
+		if ((rs->r[i].host_ifindex || rs->r[i].host_unsupported) && n < len)
 			n += host_note(&rs->r[i], buf + n, len - n);
 		if (seen && rs->r[i].host_ifindex && n < len)
 			n += (size_t)snprintf(buf + n, len - n, " (host service sees %s)",

@@ -237,7 +237,8 @@ void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, stru
 				       r->proto == PROTO_UDP ? HOSTLO_KIND_CONNECT_UDP : HOSTLO_KIND_CONNECT_TCP;
 			vals[n].addr = r->addr;
 			vals[n].flags = (r->always ? HOSTLO_RULE_ALWAYS : 0) | (r->host_ifindex ? HOSTLO_RULE_STEER : 0) |
-					(r->real_peer ? HOSTLO_RULE_REAL_PEER : 0);
+					(r->real_peer ? HOSTLO_RULE_REAL_PEER : 0) |
+					(r->host_unsupported ? HOSTLO_RULE_NOHOST : 0);
 			vals[n].host_ifindex = r->host_ifindex;
 			if (r->to_port)
 				vals[n].port = htons((uint16_t)(r->to_port + (p - r->port_min)));
@@ -272,7 +273,8 @@ static bool continues(const struct rule *r, const struct entry *e)
 
 	return e->k.port == r->port_max + 1 && e->v.addr == r->addr && ntohs(e->v.port) == want &&
 	       !!(e->v.flags & HOSTLO_RULE_ALWAYS) == r->always && e->v.host_ifindex == r->host_ifindex &&
-	       !!(e->v.flags & HOSTLO_RULE_REAL_PEER) == r->real_peer;
+	       !!(e->v.flags & HOSTLO_RULE_REAL_PEER) == r->real_peer &&
+	       !!(e->v.flags & HOSTLO_RULE_NOHOST) == r->host_unsupported;
 }
 
 int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
@@ -308,6 +310,7 @@ int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rul
 			.real_peer = e[i].v.flags & HOSTLO_RULE_REAL_PEER,
 			.host_ifindex = (e[i].v.flags & HOSTLO_RULE_STEER) ? e[i].v.host_ifindex : 0,
 			.host_listening = -1,
+			.host_unsupported = e[i].v.flags & HOSTLO_RULE_NOHOST,
 		};
 	}
 	free(e);

@@ -25,6 +25,7 @@ struct rule {
 	uint32_t host_ifindex;        /* tcp connect to the gateway, which is this host interface's address:
 	                                 the host hands it to its 127.0.0.1 / [::1] listener (0: it does not) */
 	int host_listening;           /* report only: target ports with such a listener now, -1 unknown */
+	bool host_unsupported;        /* tcp connect to the gateway on a kernel without the host side (< 5.17) */
 };
 
 /* Who asked for a rule set: recorded with the attachment, so hostlo watch changes only its own. */

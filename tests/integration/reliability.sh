@@ -43,7 +43,7 @@ same_programs() {
 	local h want got bad=0
 	for h in connect4 connect6 bind4 bind6 getpeername4 getpeername6 sendmsg4 recvmsg4 recvmsg6; do
 		want=$(bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$h" | jq .id)
-		got=$(bpftool -j cgroup show "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n) | .id] | first')
+		got=$(cgroup_progs "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n) | .id] | first')
 		[ "$want" = "$got" ] || bad=1
 	done
 	[ $bad = 0 ] && echo same || echo differ
@@ -97,6 +97,7 @@ kill_at gc:removed gc
 check "SIGKILL during gc: the next command finishes it" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
 check "and leaves only $REL's links" $HOOKS "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -vc '^host-')"
 "$HOSTLO" detach --all >/dev/null
+if host_side_kernel; then
 kill_at host:linked attach --cgroup $REL --connect $HP
 check "SIGKILL between the two host-side links: half set up" 1 "$(host_links)"
 "$HOSTLO" list >/dev/null
@@ -108,6 +109,7 @@ check "SIGKILL after the rules, before the host side: none of it yet" 0 "$(host_
 "$HOSTLO" stats >/dev/null
 check "the next command (stats) sets the host side up (with the local-peer pair)" 4 "$(host_links)"
 "$HOSTLO" detach --all >/dev/null
+else echo "(Linux $(uname -r): no host side, its crash cases are left out)"; fi
 mkdir -p "$CGT/other"
 "$HOSTLO" attach --cgroup $REL/app2 --connect $HP=$HOST_IP >/dev/null
 kill_at attach:linked attach --cgroup $REL --connect $HP
@@ -195,6 +197,9 @@ touch "$STATE/regular"
 mkdir -p "$CGT/amb/docker-abcd1111$(printf '0%.0s' $(seq 56)).scope" "$CGT/amb/docker-abcd2222$(printf '0%.0s' $(seq 56)).scope"
 gone_pid=$(bash -c 'echo $$')   # a process that has exited
 v1=$(mounts_of cgroup | head -1)
+if [ -z "$v1" ]; then   # pure cgroup v2: a named cgroup v1 hierarchy of the test's own
+	mkdir -p "$STATE/v1" && mount -t cgroup -o none,name=hostlo-test cgroup "$STATE/v1" && v1=$STATE/v1
+fi
 while IFS='|' read -r rc re env args; do
 	[ -z "$rc" ] && continue
 	bad=$((bad + 1))
@@ -263,12 +268,13 @@ for cmd in "attach --cgroup $REL --connect 80=$HOST_IP" "list" "stats" "detach -
 done
 check "after $bad bad inputs: nothing attached, nothing pinned" "0 0" "$(hook_count "$CGT") $(hostlo_pins)"
 umount "$STATE/ro"
+mountpoint -q "$STATE/v1" && umount "$STATE/v1"
 
 echo "# a program the verifier rejects: one line by default, the verifier's log under -v"
 "$HOSTLO" detach --all >/dev/null
 expect_error "one line naming the step and the errno" 1 "^hostlo: load BPF programs: .* \(run with -v for the verifier log\)$" -- \
 	env HOSTLO_TEST_BAD_PROG=1 "$CRASH" attach --cgroup $REL --connect $HP
-expect "-v shows libbpf's log with the verifier's words" 1 "BEGIN PROG LOAD LOG.*cannot use helper.*END PROG LOAD LOG" -- \
+expect "-v shows libbpf's log with the verifier's words" 1 "BEGIN PROG LOAD LOG.*(cannot use helper|unknown func).*END PROG LOAD LOG" -- \
 	env HOSTLO_TEST_BAD_PROG=1 "$CRASH" -v attach --cgroup $REL --connect $HP
 check "and nothing was pinned" 0 "$(hostlo_pins)"
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# hostside-local.sh: the host side without a Docker engine (for the kernel matrix, tests/kernels/run.sh):
+# the test host's "container" (a netns behind a veth, tests/testhost.sh) reaches host services that
+# listen only on the host's 127.0.0.1 (a real Redis, a socket server) through its own 127.0.0.1.
+# The feature needs Linux 5.17 (README, Requirements): on an older kernel it checks that hostlo says so
+# and that everything else still holds, and marks the suite "unsupported" in RESULT_FILE.
+source "$(dirname "$0")/../lib.sh"
+require redis-server redis-cli ss
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+setup_host
+
+RP=16379 SP=16381 UP=16383   # redis; a socket server; a port no rule names
+PASS=hostlo-test-secret
+OUT=$STATE/out
+mkdir -p "$OUT"
+APP=$CGT/app REL=/hostlo-test
+kver=$(uname -r) && kmaj=${kver%%.*} && kmin=${kver#*.} && kmin=${kmin%%.*}
+supported=$(host_side_kernel && echo 1 || echo 0)
+
+rcli() { incg "$APP" timeout 10 redis-cli --no-auth-warning -a $PASS -h 127.0.0.1 -p $RP "$@" 2>&1; }
+hcli() { timeout 10 redis-cli --no-auth-warning -a $PASS -p $RP "$@" 2>&1; }
+on_host redis-server --port $RP --bind 127.0.0.1 --requirepass $PASS --save '' --appendonly no --daemonize no \
+	>"$OUT/redis.log" 2>&1 &
+for _ in $(seq 100); do hcli ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+on_host "$PROBE" serve 127.0.0.1 $SP hello-from-loopback 600 >"$OUT/sp" 2>&1 &
+on_host "$PROBE" serve 127.0.0.1 $UP not-for-containers 600 >"$OUT/up" 2>&1 &
+wait_ready "$OUT/sp" && wait_ready "$OUT/up" || exit 1
+
+echo "# without hostlo: a host service on 127.0.0.1 only is out of the container's reach"
+expect "redis-cli -h 127.0.0.1 in the container: refused" 1 "refused" -- rcli ping
+
+if [ "$supported" = 1 ]; then
+	echo "# Linux $(uname -r): the host side"
+	expect "attach finds the host's loopback listeners" 0 "^attached $REL \(cgroup id [0-9]+\): --connect tcp:$RP=$HOST_IP \(host loopback: listening\) --connect tcp:$SP=$HOST_IP \(host loopback: listening\)$" -- \
+		"$HOSTLO" attach --cgroup $REL --connect $RP --connect $SP
+	expect "list -j: host_loopback names the interface and the listener" 0 "^$VETH_H 1 1$" -- \
+		bash -c "'$HOSTLO' list -j | jq -r '.[0].rules[0].host_loopback | \"\(.interface) \(.ports) \(.listening)\"'"
+	expect "redis-cli PING through 127.0.0.1" 0 "^PONG$" -- rcli ping
+	expect "redis-cli SET" 0 "^OK$" -- rcli set hostlo-key from-the-guest-container
+	expect "the host's own redis-cli reads it on 127.0.0.1" 0 "^from-the-guest-container$" -- hcli get hostlo-key
+	expect "socket server: the app sees 127.0.0.1 as its peer" 0 "^peer=127.0.0.1:$SP got=hello-from-loopback$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $SP
+	expect "socket server through ::1 (v4-mapped)" 0 "^peer=\[::1\]:$SP got=hello-from-loopback$" -- incg "$APP" "$PROBE" connect ::1 $SP
+	check "host_steered counts each steered connection" 4 "$(counter $REL/app host_steered)"
+	expect "a host port on 127.0.0.1 that no rule names: refused" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $UP
+	expect "the gateway:$RP itself, asked directly: refused" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect $HOST_IP $RP
+	expect "outside the attached cgroup: refused" 1 "^error=ECONNREFUSED$" -- incg "$CGO" "$PROBE" connect $HOST_IP $SP
+	check "host programs: sockops on the cgroup2 root, sk_lookup links pinned" "1 2" \
+		"$(bpftool cgroup show "$CG2" | grep -c hostlo_sockops) $(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+	expect "detach" 0 "^detached $REL$" -- "$HOSTLO" detach --cgroup $REL
+	check "no host link and no hostlo program on the cgroup2 root after detach" "0 0" \
+		"$(ls "$HOSTLO_BPFFS/hostlo/links" 2>/dev/null | grep -c '^host-') $(bpftool cgroup show "$CG2" | grep -c hostlo_)"
+	expect "after detach: refused" 1 "refused" -- rcli ping
+else
+	echo "# Linux $(uname -r): no host side (needs 5.17); hostlo says so, the rest works"
+	expect "attach says the host side needs Linux 5.17" 0 "^attached $REL \(cgroup id [0-9]+\): --connect tcp:$RP=$HOST_IP \(host loopback: needs Linux 5\.17, this is $kmaj\.$kmin\) --connect tcp:$SP=$HOST_IP \(host loopback: needs Linux 5\.17, this is $kmaj\.$kmin\)$" -- \
+		"$HOSTLO" attach --cgroup $REL --connect $RP --connect $SP
+	expect "list says it too" 0 "tcp:$RP=$HOST_IP \(host loopback: needs Linux 5\.17, this is $kmaj\.$kmin\)" -- "$HOSTLO" list
+	expect "list -j says it too" 0 "needs Linux 5\.17, this is $kmaj\.$kmin" -- \
+		bash -c "'$HOSTLO' list -j | jq -c '.[0].rules[0].host_loopback'"
+	expect "the connect goes to the gateway, where nothing listens: refused" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $SP
+	check "no host program is attached" "0 0" "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-') $(hook_count "$CG2")"
+	expect "detach" 0 "^detached $REL$" -- "$HOSTLO" detach --cgroup $REL
+fi
+expect "the host's own clients on 127.0.0.1 throughout" 0 "^PONG$" -- hcli ping
+
+echo "hostside-local: $PASSED passed, $FAILED failed"
+echo "$PASSED $FAILED$([ "$supported" = 1 ] || echo " unsupported")" >"${RESULT_FILE:-/dev/null}"
