@@ -41,7 +41,7 @@ echo "# target forms: full ID, 12-character prefix, --pid; an unknown name"
 expect "by full ID" 0 "^would attach $PLAIN/$(cid c1) " -- "$HOSTLO" attach --container "$(cid c1)" --connect $HP --dry-run
 expect "by 12-character prefix" 0 "^would attach $PLAIN/$(cid c1) " -- "$HOSTLO" attach --container "$(cid c1 | cut -c1-12)" --connect $HP --dry-run
 expect "by --pid of the container's process" 0 "^would attach $PLAIN/$(cid c1) " -- "$HOSTLO" attach --pid "$(cpid c1)" --connect $HP --dry-run
-expect_error "an unknown name: exit 1, says where it looked" 1 "^hostlo: container no-such-container: not found \(looked in the cgroup2 tree under $CG2, and Docker at $DK/docker.sock\)$" -- "$HOSTLO" attach --container no-such-container --connect $HP
+expect_error "an unknown name: exit 1, says where it looked" 1 "^hostlo: container no-such-container: not found \(looked in the cgroup2 tree under $CG2, containerd's tasks, and Docker at $DK/docker.sock\); name it by --pid PID of a process in it, or --cgroup PATH$" -- "$HOSTLO" attach --container no-such-container --connect $HP
 expect_error "a malformed name: exit 2" 2 "^hostlo: --container a/b: not a container name or ID$" -- "$HOSTLO" attach --container a/b --connect $HP
 
 echo "# every common cgroup layout, and an ambiguous prefix (real cgroup directories, no runtime needed)"
