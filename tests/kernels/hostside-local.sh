@@ -45,7 +45,7 @@ if [ "$supported" = 1 ]; then
 	expect "a host port on 127.0.0.1 that no rule names: refused" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $UP
 	expect "the gateway:$RP itself, asked directly: refused" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect $HOST_IP $RP
 	expect "outside the attached cgroup: refused" 1 "^error=ECONNREFUSED$" -- incg "$CGO" "$PROBE" connect $HOST_IP $SP
-	check "host programs: sockops on the cgroup2 root, sk_lookup links pinned" "1 2" \
+	check "host programs: sockops on the cgroup2 root; sockops, sk_lookup, peer4, sockname4 links pinned" "1 4" \
 		"$(bpftool cgroup show "$CG2" | grep -c hostlo_sockops) $(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
 	expect "detach" 0 "^detached $REL$" -- "$HOSTLO" detach --cgroup $REL
 	check "no host link and no hostlo program on the cgroup2 root after detach" "0 0" \
