@@ -142,13 +142,19 @@ $(BUILD)/bench/bench: tests/bench/bench.c
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+# the yardstick of the hook cost: a bare rewrite program, measured beside hostlo's in the same run
+$(BUILD)/bench/bare.bpf.o: tests/bench/bare.bpf.c
+	$(Q)mkdir -p $(@D)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPFFLAGS) -c $< -o $@
+
 # Benchmarks (root): hostlo vs direct, iptables DNAT and socat, interleaved; QUICK=1 runs every path briefly.
-bench: deps-bench $(BUILD)/hostlo $(BUILD)/sockprobe $(BUILD)/bench/bench
+bench: deps-bench $(BUILD)/hostlo $(BUILD)/sockprobe $(BUILD)/bench/bench $(BUILD)/bench/bare.bpf.o
 	$(Q)QUICK=$(QUICK) bash tests/bench/bench.sh
 
 # The README's test command. Needs root: real cgroups, netns and BPF.
 test: deps-test $(BUILD)/hostlo $(BUILD)/hostlo-static $(UNIT_BIN) $(BUILD)/sockprobe $(BUILD)/loadgen test-builds \
-      $(BUILD)/bench/bench \
+      $(BUILD)/bench/bench $(BUILD)/bench/bare.bpf.o \
       $(BUILD)/fuzz_parse
 	$(Q)bash tests/run.sh
 

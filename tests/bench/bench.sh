@@ -15,6 +15,8 @@ export HOSTLO_BPFFS=$STATE/bpffs
 HL_NAME=hostlo-bench HL_VETH=hlb HL_NET=198.18.2
 source "$ROOT/tests/testhost.sh"
 P=15600 PT=15601 P6=15602      # echo server, iperf3 server, a one-line server (host side, every veth address)
+PU=15603                       # an echo server free to run on any CPU, for the unpinned round
+BARE_OBJ=$ROOT/build/bench/bare.bpf.o   # the yardstick of the hook cost (tests/bench/bare.bpf.c)
 NAT_NS=hostlo-bench-nat NAT_NET=198.18.3 SOCAT_NS=hostlo-bench-socat SOCAT_NET=198.18.4
 PATHS=(direct hostlo iptables socat)
 # servers on the first CPU, clients (and socat, which runs in the "container") on the last: every path
@@ -22,7 +24,8 @@ PATHS=(direct hostlo iptables socat)
 SERVER_CPU=0 CLIENT_CPU=$(($(nproc) - 1))
 
 [ "$(id -u)" = 0 ] || { echo "hostlo: bench: needs root (namespaces, cgroups, BPF, iptables): run as root" >&2; exit 1; }
-for t in iptables socat iperf3 gnuplot jq python3 "$HOSTLO" "$BENCH"; do
+[ -f "$BARE_OBJ" ] || { echo "hostlo: bench: $BARE_OBJ is missing (make bench builds it)" >&2; exit 1; }
+for t in iptables socat iperf3 gnuplot jq python3 bpftool "$HOSTLO" "$BENCH"; do
 	command -v "$t" >/dev/null || { echo "hostlo: bench: $t is missing (scripts/deps.sh installs it)" >&2; exit 1; }
 done
 
@@ -73,8 +76,9 @@ done
 on_host taskset -c $SERVER_CPU "$BENCH" serve 0.0.0.0 $P 3600 >"$STATE/serve" 2>&1 &
 on_host taskset -c $SERVER_CPU iperf3 -s -p $PT >/dev/null 2>&1 &
 on_host "$PROBE" serve 0.0.0.0 $P6 hi 3600 >"$STATE/serve6" 2>&1 &
-wait_ready "$STATE/serve" && wait_ready "$STATE/serve6" || exit 1
-"$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null || exit 1
+on_host "$BENCH" serve 0.0.0.0 $PU 3600 >"$STATE/serveu" 2>&1 &
+wait_ready "$STATE/serve" && wait_ready "$STATE/serve6" && wait_ready "$STATE/serveu" || exit 1
+"$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 --connect $PU >/dev/null || exit 1
 sleep 0.5
 
 # on PATH CMD...: CMD as the client of PATH, to ADDR_OF PATH.
@@ -114,26 +118,49 @@ for r in $(seq "$ROUNDS"); do
 	done
 	echo "round $r/$ROUNDS done"
 done
+# unpinned: client and server free to share or move between CPUs (a server of its own, no taskset)
+for r in $(seq "$ROUNDS"); do
+	pair=(direct hostlo)
+	[ $((r % 2)) = 0 ] && pair=(hostlo direct)
+	for path in "${pair[@]}"; do
+		cg=$CGO && [ $path = hostlo ] && cg=$CGT/app
+		sample rate_unpinned $path "$r" "$(incg "$cg" "$BENCH" rate "$(addr_of $path)" $PU "$RATE_S" 1000000 | field rate)" conn/s
+	done
+done
 redirected=$("$HOSTLO" stats -j | jq '[.[] | select(.cgroup == "/'$HL_NAME'/app") | .connect_redirected] | add // 0')
 sample redirected hostlo 0 "$redirected" count
 
 echo "hook cost (kernel.bpf_stats_enabled=1 only here)"
-prog_stats() { # "cnt ns" of one pinned program
-	bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$1" | jq -r '"\(.run_cnt // 0) \(.run_time_ns // 0)"'
+prog_stats() { # "cnt ns" of one pinned program (hostlo's, or bare/NAME)
+	local pin=$HOSTLO_BPFFS/hostlo/$1
+	[ "${1#bare/}" != "$1" ] && pin=$HOSTLO_BPFFS/$1
+	bpftool -j prog show pinned "$pin" | jq -r '"\(.run_cnt // 0) \(.run_time_ns // 0)"'
 }
+# The yardstick: the bare rewrite program on a cgroup of its own in the same namespace, redirecting
+# the same ports to the same host, run on the same loops right after hostlo's (same run, same load).
+BARE=$CG2/$HL_NAME-bare
+mkdir -p "$BARE/app"
+bpftool prog loadall "$BARE_OBJ" "$HOSTLO_BPFFS/bare" pinmaps "$HOSTLO_BPFFS/bare-maps" || exit 1
+be16() { printf '%d %d' $(($1 >> 8)) $(($1 & 255)); }
+bpftool map update pinned "$HOSTLO_BPFFS/bare-maps/bare_target" key 0 0 0 0 value ${HOST_IP//./ } $(be16 $P) 0 0 || exit 1
+bpftool map update pinned "$HOSTLO_BPFFS/bare-maps/bare_target" key 1 0 0 0 value ${HOST_IP//./ } $(be16 $P6) 0 0 || exit 1
+for h in connect4 connect6; do bpftool cgroup attach "$BARE" $h pinned "$HOSTLO_BPFFS/bare/bare_$h" || exit 1; done
+HOOKS=(connect4 connect6 getpeername6 bare/bare_connect4 bare/bare_connect6)
 sysctl -qw kernel.bpf_stats_enabled=1
 for n in 1 1000 10000; do
 	rules=(--connect $P --connect $PT --connect $P6)
 	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
 	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
 	declare -A before=()
-	for h in connect4 connect6 getpeername6; do before[$h]=$(prog_stats $h); done
-	on hostlo "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
-	incg "$CGT/app" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
-	for h in connect4 connect6 getpeername6; do
+	for h in "${HOOKS[@]}"; do before[$h]=$(prog_stats $h); done
+	for cg in "$CGT/app" "$BARE/app"; do
+		incg "$cg" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
+		incg "$cg" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
+	done
+	for h in "${HOOKS[@]}"; do
 		read -r c0 t0 <<<"${before[$h]}"
 		read -r c1 t1 <<<"$(prog_stats $h)"
-		sample "hook_ns_$n" "$h" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
+		sample "hook_ns_$n" "${h#bare/}" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
 	done
 done
 # the host side on the server's accept(): the getpeername4 program that shows a redirected client as

@@ -12,10 +12,16 @@ done
 check "no connect failed on any path" 0 "$(jq .failed_connects "$out/summary.json" | cut -d. -f1)"
 check "hostlo really redirected (its counter moved)" yes "$(jq 'if .redirected > 0 then "yes" else "no" end' -r "$out/summary.json")"
 check "hook cost measured for connect4 at 1, 1000 and 10000 rules" 3 "$(jq '[.hook_ns_per_call[].connect4 | select(. > 0)] | length' "$out/summary.json")"
+check "the bare rewrite measured in the same run, connect4 and connect6 at 1, 1000 and 10000 rules" 6 \
+	"$(jq '[.hook_ns_per_call[] | .bare_connect4, .bare_connect6 | select(. > 0)] | length' "$out/summary.json")"
+check "hostlo's connect4 and connect6 as a ratio to it" 6 "$(jq '[.hook_ratio_to_bare[][] | select(. > 0)] | length' "$out/summary.json")"
+check "an unpinned round: direct and hostlo measured" 2 "$(jq '[.rate_unpinned.direct, .rate_unpinned.hostlo | select(. > 0)] | length' "$out/summary.json")"
 check "host side measured: peer4 on unrelated and redirected accepts, the rate with and without --real-peer" "2 2" \
 	"$(jq '[.host_hook_ns_per_call.peer4_direct, .host_hook_ns_per_call.peer4_hostlo | select(. > 0)] | length' "$out/summary.json") $(jq '[.rate_peer[] | select(. > 0)] | length' "$out/summary.json")"
 check "samples, table and chart written" "yes yes yes" \
 	"$([ -s "$out/samples.csv" ] && echo yes) $([ -s "$out/table.md" ] && echo yes) $(file "$out/chart.png" | grep -q PNG && echo yes)"
 check "make bench leaves no process behind (its socat proxies)" "" "$(pgrep -f 'socat TCP-LISTEN:[0-9]+,bind=127.0.0.1' | tr '\n' ' ')"
+check "nor a cgroup, namespace or bpffs of its own" "" \
+	"$(ls -d "$(cg2_mount)"/hostlo-bench* /run/hostlo-bench /run/netns/hostlo-bench* 2>/dev/null | tr '\n' ' ')"
 echo "bench-smoke: $PASSED passed, $FAILED failed"
 echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"
