@@ -134,6 +134,8 @@ echo "# Podman names: asked of Podman's Docker-compatible API (DOCKER_HOST)"
 expect_error "a name without Podman's socket: not found, one line, suggests --pid and --cgroup" 1 \
 	"^hostlo: container p1: not found \(looked in the cgroup2 tree under $CG2, containerd's tasks, and Docker at [^)]*\); name it by --pid PID of a process in it, or --cgroup PATH$" -- \
 	"$HOSTLO" attach --container p1 --connect $HP
+expect "--pid of its process (no API needed)" 0 "^would attach /libpod_parent/libpod-$P1 " -- \
+	"$HOSTLO" attach --pid "$(pm inspect -f '{{.State.Pid}}' p1)" --connect $HP --dry-run
 pm system service --time=0 unix://$PSOCK >"$RT/service.log" 2>&1 &
 wait_for 10 curl -sf --unix-socket "$PSOCK" http://d/_ping -o /dev/null || { echo "hostlo: test: podman system service did not start: $(tail -3 "$RT/service.log")" >&2; exit 1; }
 expect "attach --container NAME through Podman's socket (DOCKER_HOST)" 0 \
