@@ -240,6 +240,8 @@ prun l0 $IMG sleep 3600
 L1=$(pcg l1)
 wait_for 10 bash -c "[ \"\$('$HOSTLO' list -j | jq -r --arg c $L1 '.[] | select(.cgroup == \$c) | .rules' | grep -c $HP)\" -ge 1 ]"
 check "a labelled Podman container: attached, origin label" label "$(origin_of "$L1")"
+# information, not asserted (README: the race through Podman's API): from the cgroup's appearance to its rules
+echo "through Podman's API the agent attached l1 $(jq -r --arg c "$L1" 'select(.event == "attached" and .cgroup == $c) | if .latency_ms then (.latency_ms * 10 | round / 10) else "-" end' "$LOG" | head -1) ms after its cgroup appeared"
 expect "its 127.0.0.1:$HP reaches the host's server; getpeername shows 127.0.0.1" 0 \
 	"^peer=127\.0\.0\.1:$HP got=hello-from-the-host$" -- pprobe l1 $HP
 check "counted in its row" 1 "$(counter "$L1" connect_redirected)"
