@@ -29,6 +29,7 @@ TEST=(
   iproute2 util-linux procps jq man-db    # netns, veth, setpriv, nsenter, JSON checks, man -l
   bsdextrautils file                      # col, file
   docker.io busybox-static                # container tests: a real engine, a locally built image
+  podman containerd runc                  # runtimes test: real Podman (and its API socket), containerd's ctr
   dnsmasq-base bind9-dnsutils             # UDP tests: a real resolver on the host side, dig in the container
   redis-server redis-tools                # host-side test: a real service on the host's loopback only
   postgresql mariadb-server mariadb-client postgresql-client # local-peer test: real services, default configs

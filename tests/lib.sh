@@ -45,6 +45,8 @@ cleanup() {
 	testhost_down
 	while mountpoint -q "$STATE/bpffs" 2>/dev/null; do umount "$STATE/bpffs"; done
 	while mountpoint -q "$STATE/unmounted" 2>/dev/null; do umount "$STATE/unmounted"; done
+	# whatever else a crashed suite left mounted under it (runtimes.sh: Podman's and containerd's), deepest first
+	findmnt -rn -o TARGET 2>/dev/null | grep "^$STATE/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$STATE"
 }
 

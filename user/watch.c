@@ -10,7 +10,8 @@
  *    not arrived yet, from /containers/json, which the engine answers while the start is under way
  *    (an inspect would wait for it to finish).
  *  - the Docker events stream: start (catches what inotify could not: a gateway that needs a
- *    process), rename (re-select), die and destroy (gc); on reconnect, a full reconcile.
+ *    process), rename (re-select), die and destroy (Podman: remove) (gc); on reconnect, a full
+ *    reconcile.
  * Attachments record their origin; the agent changes only those with origin label or config.
  */
 #define _GNU_SOURCE
@@ -620,8 +621,9 @@ static void docker_event(json_object *e, void *ctx)
 		c = known_refresh(w, id);
 		if (c)
 			apply(w, c, NULL, 0);
-	} else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
-		if (strcmp(action, "destroy") == 0)
+	} else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0 || strcmp(action, "remove") == 0) {
+		/* Docker says destroy when a container is removed, Podman's compatible API says remove */
+		if (strcmp(action, "die") != 0)
 			known_forget(w, id);
 		w->gc_at = now_s() + GC_DELAY_S;
 	}
