@@ -138,7 +138,7 @@ w = {"containers": n, "covered": covered, "control_listen": ctl_listen, "control
      "agent_ms": fig(agent), "kernel_ms": fig(kernel), "ids": ids, "pids": [int(p) for p in pids.split()]}
 def line(name, f):
     first = f["first"]
-    note = " (an outlier: above the others' p99)" if first is not None and f["p99_of_the_others"] is not None \
+    note = " (an outlier, above the others' p99: its attach was the first on an empty bpffs, which loads and pins hostlo's programs)" if first is not None and f["p99_of_the_others"] is not None \
         and first > f["p99_of_the_others"] else ""
     return (f"  {name}: p50 {f['p50']} ms, p99 {f['p99']} ms over {f['n']} of {n}; "
             f"the first container {first} ms{note}")

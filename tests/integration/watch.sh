@@ -63,8 +63,9 @@ expect_error "a second agent for the same bpffs: refused" 1 "^hostlo: watch: ano
 ln -sfn "$HOSTLO_BPFFS" "$STATE/bpffs-link"
 for alias in "$HOSTLO_BPFFS/" "$(dirname "$HOSTLO_BPFFS")/./$(basename "$HOSTLO_BPFFS")" "$STATE/bpffs-link"; do
 	expect "HOSTLO_BPFFS=$alias: list says the agent runs" 0 "hostlo watch runs \(pid $AGENT\)" -- env HOSTLO_BPFFS="$alias" "$HOSTLO" list
+	# (bounded: a second agent that starts runs until stopped, and fails the check with timeout's 124)
 	expect_error "HOSTLO_BPFFS=$alias: a second agent refused" 1 "^hostlo: watch: another agent runs for $HOSTLO_BPFFS \(pid $AGENT\)$" -- \
-		env HOSTLO_BPFFS="$alias" "$HOSTLO" watch
+		timeout 5 env HOSTLO_BPFFS="$alias" "$HOSTLO" watch --config "$CONF"
 done
 # another path (a directory beside it, not the same bpffs): no agent runs for it
 mkdir -p "$STATE/bpffs-other"
