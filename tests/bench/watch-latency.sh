@@ -141,7 +141,7 @@ def line(name, f):
     note = " (an outlier, above the others' p99: its attach was the first on an empty bpffs, which loads and pins hostlo's programs)" if first is not None and f["p99_of_the_others"] is not None \
         and first > f["p99_of_the_others"] else ""
     return (f"  {name}: p50 {f['p50']} ms, p99 {f['p99']} ms over {f['n']} of {n}; "
-            f"the first container {first} ms{note}")
+            f"the first container {first} ms{note}; the other {n - 1}: p99 {f['p99_of_the_others']} ms")
 w["text"] = "\n".join([
     f"watch: covered {covered}/{n} (bind_rewritten 1, the app listening on 0.0.0.0:3000); control without "
     f"labels: bind_rewritten {ctl_rw}, listening on {ctl_listen}",
