@@ -3,7 +3,8 @@
 # targets needs and the machine lacks (no argument: all); safe to run again, a no-op when nothing is missing.
 #   build  `make`, `make static`, `make install`: the compilers and libraries of build/hostlo
 #   demo   `make demo`: build, and ip for its throwaway container (network namespace + veth)
-#   bench  `make bench`: build, and the other ways (iptables, socat), iperf3, the report and its chart
+#   bench  `make bench`: build, and the other ways (iptables, socat), iperf3, the report and its chart,
+#          Docker, busybox and perf for the watch agent's latency
 #   test   `make test`, `make unit`, `make fuzz`, `make test-builds`: everything (the test run also
 #          runs the demo and a short bench), so the same as all
 set -euo pipefail
@@ -21,6 +22,7 @@ BENCH=(
   iproute2 util-linux procps               # ip, taskset, mountpoint, sysctl
   jq python3                               # bpftool -j output, the report
   iptables socat iperf3 gnuplot-nox        # the other ways, bulk throughput, the chart
+  docker.io busybox-static linux-perf      # watch latency: a real engine, a local image, cgroup_mkdir
 )
 TEST=(
   libcmocka-dev                           # unit tests

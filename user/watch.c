@@ -272,6 +272,7 @@ static void attach(struct watch *w, const struct docker_ctr *c, const struct cgr
 	struct state st = { .lock_fd = -1 };
 	char err[ERRLEN], after[4096], what[ERRLEN + PATH_MAX + 300];
 	struct ruleset before;
+	struct timespec done;
 	bool was;
 
 	if (state_open(&st, OPEN_CREATE, err) || state_repair_attach(&st, cg->id, err) ||
@@ -284,6 +285,7 @@ static void attach(struct watch *w, const struct docker_ctr *c, const struct cgr
 	}
 	if (state_attach(&st, cg, rs, err) || state_host_sync(&st, w->mnt, HOST_SYNC_CHECK, err))
 		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &done); /* the rules are in place */
 	state_close(&st);
 	if (was && same_rules(&before, rs))
 		return; /* already so: nothing to say */
@@ -294,8 +296,9 @@ static void attach(struct watch *w, const struct docker_ctr *c, const struct cgr
 
 	json_object_object_add(o, "origin", json_object_new_string(rule_origin_name(rs->origin)));
 	json_object_object_add(o, "rules", ruleset_json(rs));
+	json_object_object_add(o, "mono_ns", json_object_new_int64((int64_t)done.tv_sec * 1000000000 + done.tv_nsec));
 	if (since > 0) {
-		double d = (now_s() - since) * 1e3;
+		double d = ((double)done.tv_sec + (double)done.tv_nsec / 1e9 - since) * 1e3;
 
 		json_object_object_add(o, "latency_ms", json_object_new_double(d));
 		snprintf(ms, sizeof(ms), " (%.1f ms after its cgroup appeared)", d);
@@ -704,16 +707,22 @@ static int poll_timeout(const struct watch *w)
 	return next <= t ? 0 : (int)((next - t) * 1e3) + 1;
 }
 
-/* One agent per bpffs, and list can tell it runs: a pid file it holds locked while it runs. Beside
- * the bpffs mount when $HOSTLO_BPFFS names one (a bpffs holds no regular file), else in /run. */
-static void pid_path(char *buf, size_t len)
+/* One agent per bpffs, and list can tell it runs: a pid file it holds locked while it runs. Keyed on the
+ * bpffs the environment resolves to (canonical when it exists: "/x/", "/./x" and a symlink to /x are
+ * /x), not on how it was spelled: /run/hostlo-watch.pid for /sys/fs/bpf, else beside that mount (a
+ * bpffs holds no regular file). (watch.h) */
+void watch_pid_path(char *buf, size_t len, char *bpffs, size_t blen)
 {
-	const char *env = getenv("HOSTLO_BPFFS");
+	char real[PATH_MAX];
+	size_t l;
 
-	snprintf(buf, len, "%s", env && env[0] ? env : "/run/hostlo-watch");
-	for (size_t l = strlen(buf); l > 1 && buf[l - 1] == '/'; l--)
-		buf[l - 1] = '\0';
-	snprintf(buf + strlen(buf), len - strlen(buf), "%s", env && env[0] ? ".watch.pid" : ".pid");
+	snprintf(bpffs, blen, "%s", realpath(state_bpffs_path(), real) ? real : state_bpffs_path());
+	for (l = strlen(bpffs); l > 1 && bpffs[l - 1] == '/'; l--)
+		bpffs[l - 1] = '\0';
+	if (strcmp(bpffs, "/sys/fs/bpf") == 0)
+		snprintf(buf, len, "/run/hostlo-watch.pid");
+	else
+		snprintf(buf, len, "%s.watch.pid", strcmp(bpffs, "/") ? bpffs : "");
 }
 
 static int read_pid(int fd)
@@ -725,10 +734,10 @@ static int read_pid(int fd)
 
 int watch_agent_pid(void)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX + 16], bpffs[PATH_MAX];
 	int fd, pid = 0;
 
-	pid_path(path, sizeof(path));
+	watch_pid_path(path, sizeof(path), bpffs, sizeof(bpffs));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
@@ -740,14 +749,14 @@ int watch_agent_pid(void)
 
 static int claim(struct watch *w, char *err)
 {
-	char path[PATH_MAX], pid[32];
+	char path[PATH_MAX + 16], bpffs[PATH_MAX], pid[32];
 
-	pid_path(path, sizeof(path));
+	watch_pid_path(path, sizeof(path), bpffs, sizeof(bpffs));
 	w->pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (w->pid_fd < 0)
 		return seterr(err, "watch: %s: %s", path, strerror(errno));
 	if (flock(w->pid_fd, LOCK_EX | LOCK_NB) != 0)
-		return seterr(err, "watch: another agent runs for %s (pid %d)", state_bpffs_path(), read_pid(w->pid_fd));
+		return seterr(err, "watch: another agent runs for %s (pid %d)", bpffs, read_pid(w->pid_fd));
 	snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(w->pid_fd, 0) != 0 || pwrite(w->pid_fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid))
 		return seterr(err, "watch: %s: %s", path, strerror(errno));

@@ -3,6 +3,7 @@
 #define HOSTLO_WATCH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * Runs in the foreground until SIGTERM or SIGINT (exit 0, attachments stay); SIGHUP reloads config.
@@ -13,5 +14,10 @@ int watch_run(const char *mnt, const char *config, bool json);
 
 /* The pid of the agent that runs for this bpffs ($HOSTLO_BPFFS), or 0 when none does. */
 int watch_agent_pid(void);
+
+/* The agent's pid file for this bpffs, keyed on the path $HOSTLO_BPFFS resolves to (realpath when it
+ * exists, trailing slashes gone): /run/hostlo-watch.pid for /sys/fs/bpf, else PATH.watch.pid beside
+ * that mount. bpffs gets PATH. */
+void watch_pid_path(char *buf, size_t len, char *bpffs, size_t blen);
 
 #endif

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench.sh: `make bench` (QUICK=1: every path briefly). hostlo side by side with a direct connection,
 # iptables DNAT and a socat proxy, interleaved in one run; the cost of each hook per call; 1,000
-# attached cgroups. Writes build/bench/{samples.csv,summary.json,table.md,chart.png}.
+# attached cgroups; the watch agent's latency from a container's cgroup to its rules (watch-latency.sh).
+# Writes build/bench/{samples.csv,summary.json,table.md,chart.png,watch.json}.
 # Traffic: only to namespaces this script creates, in 198.18.0.0/15; every loop bounded in time.
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -43,6 +44,14 @@ bench_down() {
 trap bench_down EXIT
 trap 'exit 130' INT TERM
 bench_down
+
+mkdir -p "$OUT"
+echo "figure,path,round,value,unit" >"$OUT/samples.csv"
+# first, on a quiet machine: the watch agent's cgroup-to-rules latency (a Docker engine of its own,
+# gone when it returns); the report below takes its figures from watch.json
+rm -f "$OUT/watch.json"
+QUICK=$QUICK bash "$ROOT/tests/bench/watch-latency.sh" "$OUT"
+watch_rc=$?
 
 # ns_pair NS VETH NET: one more "container" namespace joined to the host by veth.
 ns_pair() {
@@ -94,7 +103,6 @@ on() {
 	esac
 }
 field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
-echo "figure,path,round,value,unit" >"$OUT/samples.csv"
 sample() { echo "$1,$2,$3,$4,$5" >>"$OUT/samples.csv"; }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); rounds: $ROUNDS"
@@ -218,4 +226,5 @@ for r in $(seq "$ROUNDS"); do
 	done
 done
 
-python3 "$ROOT/tests/bench/report.py" "$OUT" "$QUICK"
+python3 "$ROOT/tests/bench/report.py" "$OUT" "$QUICK" || exit 1
+[ "$watch_rc" = 0 ] || { echo "hostlo: bench: watch-latency.sh failed (exit $watch_rc): its figures are missing" >&2; exit 1; }

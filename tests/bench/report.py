@@ -102,6 +102,16 @@ lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): a
           f"`stats -j` {scale['stats_ms_json']:g} ms, connection rate hostlo/direct with them attached "
           f"{scale['rate_scaled_ratio']:.2f}x",
           "", "targets: " + ", ".join(f"{n}: {'met' if ok else 'MISSED'}" for n, ok in targets)]
+# the watch agent (watch-latency.sh): its own lines, as it printed them; absent when it failed
+try:
+    with open(os.path.join(out, "watch.json")) as f:
+        watch = json.load(f)
+    summary["watch"] = {k: watch[k] for k in ("containers", "covered", "control_listen", "control_rewritten",
+                                              "agent_ms", "kernel_ms", "pids")}
+    lines += ["", watch["text"]]
+except (OSError, ValueError, KeyError):
+    summary["watch"] = None
+    lines += ["", "watch: not measured (watch-latency.sh failed: see its error above)"]
 table = "\n".join(lines)
 print(table)
 with open(os.path.join(out, "table.md"), "w") as f:

@@ -4,7 +4,12 @@
 source "$(dirname "$0")/../lib.sh"
 require
 out=$ROOT/build/bench
-expect "make bench QUICK=1 runs to the end and prints the table" 0 "\| rate \(conn/s" -- make -s -C "$ROOT" bench QUICK=1
+log=$(mktemp) && trap 'rm -f "$log"' EXIT
+make -s -C "$ROOT" bench QUICK=1 >"$log" 2>&1
+check "make bench QUICK=1 runs to the end" 0 "$?"
+expect "it prints the table" 0 "\| rate \(conn/s" -- cat "$log"
+expect "it prints the watch figures: covered 5/5, p50 and p99 on both clocks" 0 \
+	"watch: covered 5/5 .*kernel clock \(cgroup:cgroup_mkdir.*: p50 [0-9.]+ ms, p99 [0-9.]+ ms over 5 of 5.*agent clock .*: p50 [0-9.]+ ms, p99 [0-9.]+ ms over 5 of 5" -- cat "$log"
 for fig in rate p50 throughput; do
 	check "$fig: every path measured (a value above 0 for each)" "4" \
 		"$(jq --arg f $fig '[.figures[$f][] | select(.median > 0)] | length' "$out/summary.json")"
@@ -23,5 +28,19 @@ check "samples, table and chart written" "yes yes yes" \
 check "make bench leaves no process behind (its socat proxies)" "" "$(pgrep -f 'socat TCP-LISTEN:[0-9]+,bind=127.0.0.1' | tr '\n' ' ')"
 check "nor a cgroup, namespace or bpffs of its own" "" \
 	"$(ls -d "$(cg2_mount)"/hostlo-bench* /run/hostlo-bench /run/netns/hostlo-bench* 2>/dev/null | tr '\n' ' ')"
+# the watch figure: the agent covered every labelled container and not the control, on both clocks
+check "watch: 5 of 5 covered; the control without labels not rewritten, its app on 127.0.0.1" "5 5 0 127.0.0.1" \
+	"$(jq -r '.watch | "\(.containers) \(.covered) \(.control_rewritten) \(.control_listen)"' "$out/summary.json")"
+check "watch: p50 and p99 above 0 on both clocks, over the 5 containers" "5 5 4" \
+	"$(jq -r '.watch | "\(.agent_ms.n) \(.kernel_ms.n) \([.agent_ms.p50, .agent_ms.p99, .kernel_ms.p50, .kernel_ms.p99] | map(select(. > 0)) | length)"' "$out/summary.json")"
+# what it started: the engine, containerd and its shims, the containers' apps, the agent, perf
+wpids=$(jq -r '.watch.pids[]' "$out/summary.json")
+check "watch: it recorded what it started (engine, shims, 6 apps, agent, perf: 10 or more)" yes \
+	"$([ "$(wc -w <<<"$wpids")" -ge 10 ] && echo yes || echo "no: $wpids")"
+check "watch: none of them is left running" "" "$(for p in $wpids; do kill -0 "$p" 2>/dev/null && echo -n "$p "; done)"
+check "watch: no dockerd, agent or perf of its own left, nor its bridge, mounts or state" "" \
+	"$(pgrep -af /run/hostlo-wbench/; ip -br link show hlw-br0 2>/dev/null; grep /run/hostlo-wbench /proc/self/mounts; ls -d /run/hostlo-wbench 2>/dev/null)"
+check "watch: none of its containers' cgroups is left" "" \
+	"$(for id in $(jq -r '.ids[]' "$out/watch.json"); do ls -d "$CG2/docker/$id" 2>/dev/null; done)"
 echo "bench-smoke: $PASSED passed, $FAILED failed"
 echo "$PASSED $FAILED" >"${RESULT_FILE:-/dev/null}"

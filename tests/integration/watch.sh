@@ -59,6 +59,17 @@ start_agent
 SECONDS=0
 expect "list says the agent runs" 0 "hostlo watch runs \(pid $AGENT\)" -- "$HOSTLO" list
 expect_error "a second agent for the same bpffs: refused" 1 "^hostlo: watch: another agent runs for $HOSTLO_BPFFS \(pid $AGENT\)$" -- "$HOSTLO" watch
+# the same bpffs spelled otherwise: the same agent (its pid file is keyed on the resolved path)
+ln -sfn "$HOSTLO_BPFFS" "$STATE/bpffs-link"
+for alias in "$HOSTLO_BPFFS/" "$(dirname "$HOSTLO_BPFFS")/./$(basename "$HOSTLO_BPFFS")" "$STATE/bpffs-link"; do
+	expect "HOSTLO_BPFFS=$alias: list says the agent runs" 0 "hostlo watch runs \(pid $AGENT\)" -- env HOSTLO_BPFFS="$alias" "$HOSTLO" list
+	# (bounded: a second agent that starts runs until stopped, and fails the check with timeout's 124)
+	expect_error "HOSTLO_BPFFS=$alias: a second agent refused" 1 "^hostlo: watch: another agent runs for $HOSTLO_BPFFS \(pid $AGENT\)$" -- \
+		timeout 5 env HOSTLO_BPFFS="$alias" "$HOSTLO" watch --config "$CONF"
+done
+# another path (a directory beside it, not the same bpffs): no agent runs for it
+mkdir -p "$STATE/bpffs-other"
+expect "HOSTLO_BPFFS=another path: list does not see the agent" 0 "^nothing attached$" -- env HOSTLO_BPFFS="$STATE/bpffs-other" "$HOSTLO" list
 
 echo "# a container with only labels: its 127.0.0.1 reaches the host, its app on 127.0.0.1 is published"
 web w0 --label $L_CONNECT -p 127.0.0.1:$PUB:$APP_PORT

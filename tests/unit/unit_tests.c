@@ -21,6 +21,7 @@
 #include "target.h"
 #include "usage.h"
 #include "util.h"
+#include "watch.h"
 #include "watchconf.h"
 
 static uint32_t ip(const char *s)
@@ -785,6 +786,50 @@ static void test_watch_config_invalid(void **state)
 	assert_string_equal(err, "config /nonexistent/watch.conf: No such file or directory");
 }
 
+/* The agent's pid file is keyed on the bpffs the environment resolves to, not on its spelling. */
+static void test_watch_pid_path(void **unused)
+{
+	char dir[] = "/tmp/hostlo-unit-XXXXXX", p[PATH_MAX], q[PATH_MAX + 32], want[PATH_MAX + 32];
+	char path[PATH_MAX + 16], bpffs[PATH_MAX];
+
+	(void)unused;
+	unsetenv("HOSTLO_BPFFS");
+	watch_pid_path(path, sizeof(path), bpffs, sizeof(bpffs));
+	assert_string_equal(path, "/run/hostlo-watch.pid");
+	assert_string_equal(bpffs, "/sys/fs/bpf");
+	/* the default named, however spelled: the same file (the bug: set at all meant another file) */
+	const char *dflt[] = { "/sys/fs/bpf", "/sys/fs/bpf/", "/sys/fs/bpf//", "/sys/fs/./bpf" };
+	for (size_t i = 0; i < sizeof(dflt) / sizeof(dflt[0]); i++) {
+		setenv("HOSTLO_BPFFS", dflt[i], 1);
+		watch_pid_path(path, sizeof(path), bpffs, sizeof(bpffs));
+		assert_string_equal(path, "/run/hostlo-watch.pid");
+	}
+	/* another bpffs: beside it, through a trailing slash, "/./", ".." and a symlink */
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/bpffs", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(q, sizeof(q), "%s/link", dir);
+	assert_int_equal(symlink(p, q), 0);
+	snprintf(want, sizeof(want), "%s.watch.pid", p);
+	const char *fmt[] = { "%s/bpffs", "%s/bpffs/", "%s/./bpffs", "%s/link/../bpffs", "%s/link", "%s/link/" };
+	for (size_t i = 0; i < sizeof(fmt) / sizeof(fmt[0]); i++) {
+		snprintf(q, sizeof(q), fmt[i], dir);
+		setenv("HOSTLO_BPFFS", q, 1);
+		watch_pid_path(path, sizeof(path), bpffs, sizeof(bpffs));
+		assert_string_equal(path, want);
+		assert_string_equal(bpffs, p);
+	}
+	/* a path that does not exist (yet): as spelled, less its trailing slashes; never the default's */
+	snprintf(q, sizeof(q), "%s/absent//", dir);
+	setenv("HOSTLO_BPFFS", q, 1);
+	watch_pid_path(path, sizeof(path), bpffs, sizeof(bpffs));
+	snprintf(want, sizeof(want), "%s/absent.watch.pid", dir);
+	assert_string_equal(path, want);
+	unsetenv("HOSTLO_BPFFS");
+	snprintf(q, sizeof(q), "rm -rf %s", dir);
+	assert_int_equal(system(q), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -803,6 +848,7 @@ int main(void)
 		cmocka_unit_test(test_watch_labels),
 		cmocka_unit_test(test_watch_config),
 		cmocka_unit_test(test_watch_config_invalid),
+		cmocka_unit_test(test_watch_pid_path),
 	};
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),
