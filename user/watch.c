@@ -706,14 +706,17 @@ static int poll_timeout(const struct watch *w)
 
 /* One agent per bpffs, and list can tell it runs: a pid file it holds locked while it runs. Beside
  * the bpffs mount when $HOSTLO_BPFFS names one (a bpffs holds no regular file), else in /run. */
+/* One agent per bpffs: /run/hostlo-watch.pid for the default /sys/fs/bpf (named or not), else
+ * <bpffs>.watch.pid. */
 static void pid_path(char *buf, size_t len)
 {
-	const char *env = getenv("HOSTLO_BPFFS");
-
-	snprintf(buf, len, "%s", env && env[0] ? env : "/run/hostlo-watch");
+	snprintf(buf, len, "%s", state_bpffs_path());
 	for (size_t l = strlen(buf); l > 1 && buf[l - 1] == '/'; l--)
 		buf[l - 1] = '\0';
-	snprintf(buf + strlen(buf), len - strlen(buf), "%s", env && env[0] ? ".watch.pid" : ".pid");
+	if (strcmp(buf, "/sys/fs/bpf") == 0)
+		snprintf(buf, len, "/run/hostlo-watch.pid");
+	else
+		snprintf(buf + strlen(buf), len - strlen(buf), ".watch.pid");
 }
 
 static int read_pid(int fd)
