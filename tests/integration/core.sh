@@ -132,12 +132,12 @@ check "its link pins are removed" "$HOOKS" "$(ls "$HOSTLO_BPFFS/hostlo/links" | 
 
 echo "# a partial cgroup2 view (a pod's own cgroup namespace): what it cannot see is kept, not gc'd"
 POD=$CG2/$HL_NAME-pod   # testhost_down removes it ($HL_NAME-*)
-mkdir -p "$POD/agent" "$POD/app" "$CGT/gone"
-# podview CMD...: CMD in $POD/agent, in a cgroup namespace of its own and a mount namespace where the
+mkdir -p "$POD/app" "$CGT/gone"
+# podview CMD...: CMD in $POD, in a cgroup namespace of its own and a mount namespace where the
 # cgroup2 tree is one mounted there (its root: $POD), as in a DaemonSet pod; the test bpffs stays
 podview() {
 	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec unshare -m --cgroup --propagation private bash -c "umount -l \"\$0\" && mount -t cgroup2 none \"\$0\" && exec \"\$@\"" "$@"' \
-		_ "$POD/agent" "$CG2" "$@"
+		_ "$POD" "$CG2" "$@"
 }
 "$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
 "$HOSTLO" attach --cgroup $REL/gone --connect $HP=$HOST_IP >/dev/null
