@@ -27,6 +27,7 @@ static int add(struct cgtree *t, uint64_t id, int level, const char *rel)
 		return -1;
 	t->nodes[t->n].id = id;
 	t->nodes[t->n].level = level;
+	t->nodes[t->n].hidden = 0;
 	t->n++;
 	return 0;
 }
@@ -89,6 +90,7 @@ int cgtree_load(struct cgtree *t, const char *mnt, char *err)
 			close(fd);
 		return seterr(err, "cgroup2: cannot open %s: %s", mnt, strerror(errno));
 	}
+	t->partial = st.st_ino != CGROUP2_ROOT_ID;
 	if (add(t, st.st_ino, 0, "/") || walk(t, fd, rel, sizeof(rel), 0)) {
 		cgtree_free(t);
 		return seterr(err, "cgroup2: out of memory while reading %s", mnt);
@@ -99,7 +101,9 @@ int cgtree_load(struct cgtree *t, const char *mnt, char *err)
 
 #define FILEID_KERNFS 0xfe
 
-/* The path of cgroup id below the mount, "/" for the root; 1 when it is gone, -1 when handles fail. */
+/* The path of cgroup id below the mount, "/" for the root; 1 when it is gone (the kernel knows no
+ * such id, whatever the mount's view), 2 when it exists outside this mount's view, -1 when handles
+ * fail. */
 static int resolve(const struct cgtree *t, uint64_t id, char *rel, size_t len)
 {
 	struct {
@@ -123,7 +127,7 @@ static int resolve(const struct cgtree *t, uint64_t id, char *rel, size_t len)
 	path[n] = '\0';
 	/* outside this mount's view (a cgroup namespace's mount): not a path we can name */
 	if (strncmp(path, t->mnt, ml) != 0 || (path[ml] != '/' && path[ml] != '\0'))
-		return -1;
+		return 2;
 	snprintf(rel, len, "%s", path[ml] ? path + ml : "/");
 	return 0;
 }
@@ -152,7 +156,20 @@ int cgtree_open(struct cgtree *t, const char *mnt, char *err)
 		cgtree_free(t);
 		return cgtree_load(t, mnt, err);
 	}
+	t->partial = st.st_ino != CGROUP2_ROOT_ID;
 	return 0;
+}
+
+/* A node for an id that may exist but has no name here (see cgtree_find). */
+static const struct cgnode *hidden(uint64_t id, const char *why)
+{
+	static struct cgnode node;
+
+	node.id = id;
+	node.level = 0;
+	node.rel = (char *)why;
+	node.hidden = 1;
+	return &node;
 }
 
 const struct cgnode *cgtree_find(struct cgtree *t, uint64_t id)
@@ -163,16 +180,18 @@ const struct cgnode *cgtree_find(struct cgtree *t, uint64_t id)
 	int r;
 
 	n = t->n ? bsearch(&key, t->nodes, t->n, sizeof(key), node_cmp) : NULL;
-	if (n || !t->mnt)
-		return n && n->rel ? n : NULL;
-	r = resolve(t, id, rel, sizeof(rel));
-	if (r < 0 || add(t, id, r ? 0 : level_of(rel), r ? NULL : rel)) {
-		/* not known to be gone (out of fds, memory...): say it exists, so nothing is removed for it */
-		static struct cgnode unknown = { .rel = "(unknown)" };
-
-		unknown.id = id;
-		return &unknown;
+	if (n || !t->mnt) {
+		if (n && n->rel)
+			return n;
+		/* a walk of a partial mount sees only its subtree: what it did not meet may live elsewhere */
+		return !n && t->partial ? hidden(id, "(not visible)") : NULL;
 	}
+	r = resolve(t, id, rel, sizeof(rel));
+	if (r == 2)
+		return hidden(id, "(not visible)");
+	/* not known to be gone (out of fds, memory...): say it exists, so nothing is removed for it */
+	if (r < 0 || add(t, id, r ? 0 : level_of(rel), r ? NULL : rel))
+		return hidden(id, "(unknown)");
 	/* keep the cache sorted: move the new node into place */
 	key = t->nodes[t->n - 1];
 	for (i = t->n - 1; i > 0 && t->nodes[i - 1].id > id; i--)

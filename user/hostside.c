@@ -23,6 +23,7 @@
 #include "preflight.h"
 #include "ruletab.h"
 #include "objects.h"
+#include "target.h"
 #include "util.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -400,6 +401,12 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	int ret = -1;
 
 	if (!st->present || !full_pass_needed(st, how))
+		return 0;
+	/*
+	 * A partial cgroup2 view (a cgroup namespace's own mount: a pod's, a container's) does not reach
+	 * the cgroup2 root the host side is linked to: it is left as it is, never moved to that subtree.
+	 */
+	if (cgroup2_partial(mnt))
 		return 0;
 	crash_point("host:sync");
 	if (!(want = calloc(65536 / 8, 1)))

@@ -49,6 +49,13 @@ static void unescape(char *s)
  * The first cgroup2 mount of the whole hierarchy (root "/"): /sys/fs/cgroup on pure v2 hosts,
  * /sys/fs/cgroup/unified on hybrid ones. Never assumed, always read from mountinfo.
  */
+bool cgroup2_partial(const char *mnt)
+{
+	struct stat st;
+
+	return stat(mnt, &st) == 0 && st.st_ino != CGROUP2_ROOT_ID;
+}
+
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
 {
 	FILE *f = fopen(env->mountinfo, "re");
@@ -336,7 +343,7 @@ int cgroup_self(const struct sysenv *env, const char *mnt, struct cgtree *tree, 
 	if (ns_root) {
 		const struct cgnode *n = cgtree_find(tree, ns_root);
 
-		if (!n)
+		if (!n || n->hidden)
 			return seterr(err, "--self: this cgroup namespace's root (cgroup id %llu) is not in the cgroup2 tree "
 				      "at %s: mount the host's cgroup2 tree and name it with --cgroup-root",
 				      (unsigned long long)ns_root, mnt);

@@ -21,6 +21,9 @@ struct cgroup {
 	int level;             /* 0 for the root, 1 for /docker, ... */
 };
 
+/* Whether the cgroup2 mount at mnt is a partial view: its root is not the cgroup2 root (a cgroup
+ * namespace's own mount, a pod's or a container's), so cgroups outside it cannot be seen from here. */
+bool cgroup2_partial(const char *mnt);
 /* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err);
 int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err);

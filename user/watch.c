@@ -458,7 +458,9 @@ static void drop_unwanted(struct watch *w, const struct docker_ctr *running, siz
 		const struct cgnode *node = cgtree_find(&tree, ids[i]);
 		struct ruleset rs;
 
-		if (!node || !node->rel || state_rules(&st, ids[i], &rs, err) || rs.origin == RULE_ORIGIN_CLI)
+		/* gone (gc's part), or not nameable from here (outside the mount's view): left as it is */
+		if (!node || !node->rel || node->hidden || state_rules(&st, ids[i], &rs, err) ||
+		    rs.origin == RULE_ORIGIN_CLI)
 			continue;
 		drop[nd].id = ids[i];
 		snprintf(drop[nd].rel, sizeof(drop[nd].rel), "%s", node->rel);

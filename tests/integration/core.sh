@@ -2,7 +2,7 @@
 # core.sh: hostlo's core promise against the real kernel, driven only through the CLI, asserted from
 # the application's side (sockprobe's getpeername/getsockname and the bytes a real server sent).
 source "$(dirname "$0")/../lib.sh"
-require
+require unshare
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 setup_host
@@ -129,6 +129,40 @@ rmdir "$CGT/gone"
 check "list no longer shows it" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
 check "its link pins are removed" "$HOOKS" "$(ls "$HOSTLO_BPFFS/hostlo/links" | grep -vc '^host-')"
 "$HOSTLO" detach --all >/dev/null
+
+echo "# a partial cgroup2 view (a pod's own cgroup namespace): what it cannot see is kept, not gc'd"
+POD=$CG2/$HL_NAME-pod   # testhost_down removes it ($HL_NAME-*)
+mkdir -p "$POD/app" "$CGT/gone"
+# podview CMD...: CMD in $POD, in a cgroup namespace of its own and a mount namespace where the
+# cgroup2 tree is one mounted there (its root: $POD), as in a DaemonSet pod; the test bpffs stays
+podview() {
+	bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec unshare -m --cgroup --propagation private bash -c "umount -l \"\$0\" && mount -t cgroup2 none \"\$0\" && exec \"\$@\"" "$@"' \
+		_ "$POD" "$CG2" "$@"
+}
+"$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
+"$HOSTLO" attach --cgroup $REL/gone --connect $HP=$HOST_IP >/dev/null
+"$HOSTLO" attach --cgroup /$HL_NAME-pod/app --connect $HP=$HOST_IP >/dev/null
+ROOT_HOOKS=$(hook_count "$CG2")
+check "the pod's view: its own cgroup namespace, the mount's root is the pod's cgroup (not id 1)" "0::/ $(stat -c %i "$POD")" \
+	"$(podview sh -c "tail -1 /proc/self/cgroup | tr '\n' ' '; stat -c %i '$CG2'")"
+check "list from it: the two outside reported as not visible, kept; its own by its path" "(not visible) (not visible) /app" \
+	"$(podview "$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")')"
+rmdir "$POD/app"
+expect "gc from it: a cgroup of its own view that is really gone is removed" 0 "^gc: removed 1 attachment of cgroups that no longer exist$" -- \
+	podview "$HOSTLO" gc
+expect "gc from it without CAP_DAC_READ_SEARCH (a walk of its subtree only): nothing removed" 0 "^gc: removed 0 attachments " -- \
+	podview setpriv --inh-caps=-dac_read_search --bounding-set=-dac_read_search "$HOSTLO" gc
+check "... and its list still reports both as not visible" "(not visible) (not visible)" \
+	"$(podview setpriv --inh-caps=-dac_read_search --bounding-set=-dac_read_search "$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")')"
+check "the full view: both still attached, every link pinned" "$REL $REL/gone $((2 * HOOKS))" \
+	"$("$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")') $(ls "$HOSTLO_BPFFS/hostlo/links" | grep -vc '^host-')"
+expect "and they keep working: 127.0.0.1:$HP reaches the host server" 0 "^peer=127.0.0.1:$HP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP
+check "the host side stayed on the cgroup2 root, nothing went to the pod's cgroup" "$ROOT_HOOKS 0" "$(hook_count "$CG2") $(hook_count "$POD")"
+rmdir "$CGT/gone"
+expect "from the full view, a cgroup that is really gone is still gc'd" 0 "^gc: removed 1 attachment of cgroups that no longer exist$" -- "$HOSTLO" gc
+check "list: only what exists" "$REL" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | join(" ")')"
+"$HOSTLO" detach --all >/dev/null
+kill_cgroup "$POD"
 
 echo "# bpffs not mounted yet: attach mounts it"
 export HOSTLO_BPFFS=$STATE/unmounted

@@ -3,7 +3,7 @@
 # pinned in tests/node/package-lock.json), and the hostlo command lines it holds are accepted by hostlo.
 HL_NAME=hostlo-ktest
 source "$(dirname "$0")/../lib.sh"
-require node npm
+require node npm unshare curl
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 cleanup
@@ -20,6 +20,25 @@ valid: pod.yaml Pod/app-with-hostlo$" -- bash -c "node '$K8S/validate.mjs' '$ROO
 mkdir -p "$STATE/bad"
 sed 's/containerPort: 3000/containerPort: "3000x"/' "$ROOT/deploy/kubernetes/pod.yaml" >"$STATE/bad/pod.yaml"
 expect "a broken manifest is rejected" 1 "containerPort must be integer" -- node "$K8S/validate.mjs" "$STATE/bad"
+
+echo "# the DaemonSet: serve only, the node's bpffs and cgroup2 tree"
+# each container: name, command, hostPath:mountPath of each mount, added capabilities, hostPID
+ds() {
+	(cd "$K8S" && node --input-type=module -e '
+import { readFileSync } from "node:fs"; import { parse } from "yaml";
+const s = parse(readFileSync(process.argv[1], "utf8")).spec.template.spec;
+const vol = Object.fromEntries(s.volumes.map((v) => [v.name, v.hostPath?.path]));
+for (const c of s.containers)
+  console.log(c.name, c.args[0], (c.volumeMounts ?? []).map((m) => `${vol[m.name]}:${m.mountPath}`).join(" "),
+    c.securityContext.capabilities.add.join(","), s.hostPID ?? false);
+' "$1")
+}
+DS_WANT="hostlo serve /sys/fs/bpf:/sys/fs/bpf /sys/fs/cgroup:/sys/fs/cgroup SYS_ADMIN,NET_ADMIN false"
+check "one container: serve (no watch: no Docker API on a containerd node), the node's /sys/fs/bpf and /sys/fs/cgroup over the container's own, SYS_ADMIN + NET_ADMIN, no hostPID" \
+	"$DS_WANT" "$(ds "$ROOT/deploy/kubernetes/daemonset.yaml")"
+sed 's#mountPath: /sys/fs/cgroup#mountPath: /host/cgroup#' "$ROOT/deploy/kubernetes/daemonset.yaml" >"$STATE/bad/daemonset.yaml"
+check "a DaemonSet whose cgroup mount leaves the container's own in place is told apart" "differs" \
+	"$([ "$(ds "$STATE/bad/daemonset.yaml")" != "$DS_WANT" ] && echo differs)"
 
 echo "# the command lines in the manifests, run through hostlo"
 node "$K8S/validate.mjs" "$ROOT/deploy/kubernetes" 2>/dev/null >"$STATE/args"
@@ -42,7 +61,22 @@ while read -r line; do
 # HELP hostlo_connect_redirected_total" -- bash -c "curl -sf http://127.0.0.1:$port/healthz && curl -sf http://127.0.0.1:$port/metrics"
 		kill -TERM $server
 		wait $server
-		check "manifest: hostlo ${args[*]}: stops on SIGTERM" 0 $? ;;
+		check "manifest: hostlo ${args[*]}: stops on SIGTERM" 0 $?
+		# the same command where the runtime's own cgroup2 mount stayed (a private cgroup namespace's:
+		# only its pod's subtree), with only the manifest's capabilities: another pod's attachment is kept
+		mkdir -p "$CG2/$HL_NAME/other" "$CG2/$HL_NAME/ds/hostlo"
+		"$HOSTLO" attach --cgroup /$HL_NAME/other --connect 5432=198.18.0.1 >/dev/null
+		bash -c 'echo $$ > "$1/cgroup.procs" && shift && exec unshare -m --cgroup --propagation private bash -c "umount -l \"\$0\" && mount -t cgroup2 none \"\$0\" && exec \"\$@\"" "$@"' \
+			_ "$CG2/$HL_NAME/ds/hostlo" "$CG2" setpriv --inh-caps=-all --bounding-set=-all,+sys_admin,+net_admin "$HOSTLO" "${args[@]}" 2>/dev/null &
+		server=$!
+		for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+		expect "manifest: hostlo ${args[*]} in a partial cgroup2 view, SYS_ADMIN + NET_ADMIN only: two scrapes answer" 0 "^# HELP" -- \
+			bash -c "curl -sf http://127.0.0.1:$port/metrics >/dev/null && curl -sf http://127.0.0.1:$port/metrics"
+		kill -TERM $server
+		wait $server
+		check "... and another pod's attachment, out of its view, is still there" "/$HL_NAME/other" "$("$HOSTLO" list -j | jq -r '.[].cgroup')"
+		rmdir "$CG2/$HL_NAME/other"
+		expect "... while from the node's view, once that pod is gone, it is removed" 0 "^gc: removed 1 attachment " -- "$HOSTLO" gc ;;
 	*)
 		not_ok "manifest: unexpected hostlo command: ${args[*]}" ;;
 	esac

@@ -3,14 +3,18 @@
 # TCG: Debian 12 with systemd as init, pure cgroup v2, Docker with the systemd cgroup driver. The root
 # (debootstrap, with Debian's cloud kernel and its initramfs) is made once under
 # build/kernels/docker-root; each run copies this tree's builds and tests into it, makes an ext4 image
-# of it with mkfs.ext4 -d (no loop mount) and boots it. systemd runs tests/kernels/seed.sh after
-# docker.service and powers off; this script reads its marker line and closes with "N passed, N failed".
+# of it with mkfs.ext4 -d (no loop mount) and boots it. The watch agent goes in the way a user installs
+# it: `make install DESTDIR=<root>` (hostlo, man page, completion, the systemd unit), the unit enabled,
+# so systemd starts it at boot. systemd runs tests/kernels/seed.sh, then tests/kernels/watch-guest.sh,
+# after docker.service and powers off; this script reads their marker lines and closes with
+# "N passed, N failed".
 set -u
 cd "$(dirname "$0")/../.."
 K=$PWD/build/kernels
 R=$K/docker-root
 MIRROR=${KERNELS_MIRROR:-http://deb.debian.org/debian}
-TIMEOUT=${KERNEL_TIMEOUT:-600}
+TIMEOUT=${KERNEL_TIMEOUT:-900}
+SUITES="seed:docker-systemd watch-guest:docker-watch"   # guest script : marker name
 PKGS=systemd,systemd-sysv,dbus,apparmor,docker.io,iproute2,busybox-static,kmod,linux-image-cloud-amd64,libbpf1,libjson-c5,libelf1,zlib1g,jq,procps,util-linux,bpftool
 t0=$(date +%s)
 
@@ -33,13 +37,12 @@ cat >"$R/etc/docker/daemon.json" <<-EOF
 EOF
 cat >"$R/etc/systemd/system/hostlo-seed.service" <<-EOF
 [Unit]
-Description=hostlo: the seed scenarios, then power off
-After=docker.service
+Description=hostlo: the seed scenarios and the watch agent, then power off
+After=docker.service hostlo-watch.service
 Requires=docker.service
 [Service]
 Type=oneshot
-Environment=RESULT_FILE=/run/hostlo-seed.result
-ExecStart=/bin/sh -c 'start=\$\$(date +%%s); /bin/bash /hostlo/tests/kernels/seed.sh; rc=\$\$?; read p f </run/hostlo-seed.result || { p=0; f=0; }; echo "HOSTLO-SUITE docker-systemd \$\$p \$\$f \$\$rc \$\$((\$\$(date +%%s) - start))"'
+ExecStart=/bin/bash /hostlo/suites.sh
 ExecStopPost=/bin/systemctl --no-block poweroff
 StandardOutput=tty
 StandardError=tty
@@ -50,11 +53,28 @@ ln -sf /dev/null "$R/etc/systemd/system/serial-getty@ttyS0.service"
 ln -sf /dev/null "$R/etc/systemd/system/getty@tty1.service"
 echo hostlo-docker-guest >"$R/etc/hostname"
 
+# the agent, installed as a user does (the unit's ExecStart made from @SBINDIR@), enabled
+make -s install DESTDIR="$R" PREFIX=/usr/local >/dev/null || exit 1
+chroot "$R" systemctl enable hostlo-watch.service >/dev/null 2>&1 ||
+	{ echo "hostlo: test-kernels-docker: systemctl enable hostlo-watch.service in the guest root failed" >&2; exit 1; }
+
 # this tree's builds and tests, and a static sockprobe for the image
 rm -rf "$R/hostlo" && mkdir -p "$R/hostlo/build"
 cp -r tests README.md "$R/hostlo/"
 cp build/hostlo build/sockprobe "$R/hostlo/build/"
 gcc -O2 -static tests/sockprobe.c -o "$R/hostlo/build/sockprobe-static" || exit 1
+# the suites, one marker line each: HOSTLO-SUITE NAME PASSED FAILED EXIT SECONDS
+cat >"$R/hostlo/suites.sh" <<-EOF
+#!/bin/bash
+for s in $SUITES; do
+	start=\$(date +%s)
+	rm -f /run/hostlo-suite.result
+	RESULT_FILE=/run/hostlo-suite.result /bin/bash /hostlo/tests/kernels/\${s%%:*}.sh
+	rc=\$?
+	read -r p f </run/hostlo-suite.result || { p=0; f=0; }
+	echo "HOSTLO-SUITE \${s#*:} \$p \$f \$rc \$((\$(date +%s) - start))"
+done
+EOF
 rm -f "$K/docker-root.img"
 mkfs.ext4 -q -F -L hostlo-root -d "$R" "$K/docker-root.img" 3G || exit 1
 
@@ -70,9 +90,19 @@ rc=$?
 clean() { tr -d '\r' <"$log" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g'; }
 clean | grep -aE '^(HOSTLO-|FAIL |# )' | sed 's/^/   /'
 [ $rc -eq 124 ] && echo "   timed out after ${TIMEOUT}s"
-m=$(clean | grep -aE '^HOSTLO-SUITE docker-systemd ' | tail -1)
-read -r _ _ p f src _ <<<"${m:-x x 0 1 1}"
-[ "$f" -eq 0 ] && [ "$src" -ne 0 ] && f=1
+p=0 f=0
+for s in $SUITES; do
+	m=$(clean | grep -aE "^HOSTLO-SUITE ${s#*:} " | tail -1)
+	if [ -z "$m" ]; then
+		echo "   ${s#*:}: FAIL (no result)"
+		f=$((f + 1))
+		continue
+	fi
+	read -r _ _ sp sf src ssecs _ <<<"$m"
+	[ "$sf" -eq 0 ] && [ "$src" -ne 0 ] && sf=1
+	echo "   ${s#*:}: $sp passed, $sf failed (${ssecs}s)"
+	p=$((p + sp)) f=$((f + sf))
+done
 echo "total: $(($(date +%s) - t0))s"
 echo "$p passed, $f failed"
 [ "$f" -eq 0 ]

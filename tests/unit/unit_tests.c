@@ -482,12 +482,12 @@ static void test_container_id_of(void **state)
 static void test_container_cgroup(void **state)
 {
 	struct cgnode nodes[] = {
-		{ 1, 0, "/" },
-		{ 2, 1, "/docker" },
-		{ 3, 2, "/docker/aaaa1111" Z56 },
-		{ 4, 3, "/docker/aaaa1111" Z56 "/sub" },
-		{ 5, 2, "/system.slice/docker-aaaa2222" Z56 ".scope" },
-		{ 6, 2, "/system.slice/docker-bbbb3333" Z56 ".scope" },
+		{ 1, 0, "/", 0 },
+		{ 2, 1, "/docker", 0 },
+		{ 3, 2, "/docker/aaaa1111" Z56, 0 },
+		{ 4, 3, "/docker/aaaa1111" Z56 "/sub", 0 },
+		{ 5, 2, "/system.slice/docker-aaaa2222" Z56 ".scope", 0 },
+		{ 6, 2, "/system.slice/docker-bbbb3333" Z56 ".scope", 0 },
 	};
 	struct cgtree t = { .nodes = nodes, .n = 6 };
 	char rel[PATH_MAX], err[ERRLEN];
@@ -527,7 +527,7 @@ static void write_task(const char *state, const char *ns, const char *id, const 
 
 static void test_container_containerd(void **state)
 {
-	struct cgnode nodes[] = { { 1, 0, "/" }, { 2, 1, "/default" }, { 3, 2, "/default/web" }, { 4, 1, "/k8s.io" } };
+	struct cgnode nodes[] = { { 1, 0, "/", 0 }, { 2, 1, "/default", 0 }, { 3, 2, "/default/web", 0 }, { 4, 1, "/k8s.io", 0 } };
 	struct cgtree t = { .nodes = nodes, .n = 4 };
 	char dir[] = "/tmp/hostlo-unit-XXXXXX", cmd[64], rel[PATH_MAX], err[ERRLEN];
 
@@ -548,6 +548,26 @@ static void test_container_containerd(void **state)
 	unsetenv("DOCKER_HOST");
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
+}
+
+/* A tree read from a partial mount (a cgroup namespace's own: its root is not the cgroup2 root) does
+ * not say that a cgroup it did not meet is gone; a tree of the whole cgroup2 hierarchy does. */
+static void test_cgtree_partial(void **state)
+{
+	struct cgnode nodes[] = { { 1, 0, "/", 0 }, { 7, 1, "/app", 0 } };
+	struct cgtree whole = { .nodes = nodes, .n = 2 }, part = { .nodes = nodes, .n = 2, .partial = 1 };
+	const struct cgnode *n;
+
+	(void)state;
+	assert_null(cgtree_find(&whole, 9));
+	n = cgtree_find(&part, 9);
+	assert_non_null(n);
+	assert_true(n->hidden);
+	assert_string_equal(n->rel, "(not visible)");
+	n = cgtree_find(&part, 7);
+	assert_non_null(n);
+	assert_false(n->hidden);
+	assert_string_equal(n->rel, "/app");
 }
 
 /* Table cells: padded to the column, or cut with "…" to exactly its width (characters, not bytes). */
@@ -839,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_ruleset_roundtrip),
 		cmocka_unit_test(test_container_id_of),
 		cmocka_unit_test(test_container_cgroup),
+		cmocka_unit_test(test_cgtree_partial),
 		cmocka_unit_test(test_container_containerd),
 		cmocka_unit_test(test_table_cell),
 		cmocka_unit_test(test_in_target),
