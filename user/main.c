@@ -266,12 +266,15 @@ static void warn_existing_listeners(const struct ruleset *rs, const struct cgrou
 
 static int plan_attach(struct run *r)
 {
+	char err[ERRLEN];
 	int ret;
 
 	if (r->cg.level == 0) {
 		errorf("attach: refusing the cgroup2 root: it holds every process on the host; name a container's cgroup or its parent");
 		return EXIT_FAIL;
 	}
+	if (cgroup2_need_full(r->mnt, err))
+		return fail(err);
 	if ((ret = fill_gateways(&r->o.rules, &r->cg)))
 		return ret;
 	r->plan.id = r->cg.id;

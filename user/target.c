@@ -56,6 +56,20 @@ bool cgroup2_partial(const char *mnt)
 	return stat(mnt, &st) == 0 && st.st_ino != CGROUP2_ROOT_ID;
 }
 
+/*
+ * Attaching needs the host's whole tree: the programs find a caller's rules by its ancestor at a
+ * level counted from the host's cgroup2 root, and a cgroup namespace's own mount counts from its own
+ * root, so rules written from there would never match (listing and gc from there are fine).
+ */
+int cgroup2_need_full(const char *mnt, char *err)
+{
+	if (!cgroup2_partial(mnt))
+		return 0;
+	return seterr(err, "cgroup2 %s: only a cgroup namespace's own subtree is mounted here, where cgroup "
+			   "levels do not match the kernel's: mount the host's cgroup2 tree (on Kubernetes a "
+			   "hostPath of /sys/fs/cgroup) to attach", mnt);
+}
+
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
 {
 	FILE *f = fopen(env->mountinfo, "re");

@@ -24,6 +24,8 @@ struct cgroup {
 /* Whether the cgroup2 mount at mnt is a partial view: its root is not the cgroup2 root (a cgroup
  * namespace's own mount, a pod's or a container's), so cgroups outside it cannot be seen from here. */
 bool cgroup2_partial(const char *mnt);
+/* 0, or an error naming why attaching from a partial view (cgroup2_partial) cannot work */
+int cgroup2_need_full(const char *mnt, char *err);
 /* Each returns 0, or -1 with a message in err (ERRLEN bytes). */
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err);
 int cgroup_from_path(const struct sysenv *env, const char *mnt, const char *arg, struct cgroup *cg, char *err);

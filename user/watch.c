@@ -770,7 +770,7 @@ static int setup(struct watch *w, char *err)
 	struct state st = { .lock_fd = -1 };
 	sigset_t set;
 
-	if (claim(w, err) || load_config(w, err))
+	if (cgroup2_need_full(w->mnt, err) || claim(w, err) || load_config(w, err))
 		return -1;
 	/* bpffs and its lock reachable: else every attach would fail, one log line each */
 	if (state_open(&st, OPEN_EXISTING, err))

@@ -147,6 +147,12 @@ check "the pod's view: its own cgroup namespace, the mount's root is the pod's c
 	"$(podview sh -c "tail -1 /proc/self/cgroup | tr '\n' ' '; stat -c %i '$CG2'")"
 check "list from it: the two outside reported as not visible, kept; its own by its path" "(not visible) (not visible) /app" \
 	"$(podview "$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")')"
+expect_error "attach from it: refused, one line (levels there are not the kernel's), nothing attached" 1 \
+	"^hostlo: cgroup2 $CG2: only a cgroup namespace's own subtree is mounted here, .* to attach$" -- podview "$HOSTLO" attach --cgroup /app --connect $((HP + 1))
+expect_error "watch from it: refused the same way" 1 "^hostlo: cgroup2 $CG2: only a cgroup namespace's own subtree" -- \
+	podview timeout 5 "$HOSTLO" watch --config /dev/null
+check "... nothing changed: the same three attachments, none with that port" "3 0" \
+	"$("$HOSTLO" list -j | jq -r "length, ([.[] | select(.rules | tostring | test(\"$((HP + 1))\"))] | length)" | tr '\n' ' ' | sed 's/ $//')"
 rmdir "$POD/app"
 expect "gc from it: a cgroup of its own view that is really gone is removed" 0 "^gc: removed 1 attachment of cgroups that no longer exist$" -- \
 	podview "$HOSTLO" gc
