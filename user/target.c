@@ -45,10 +45,6 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-/*
- * The first cgroup2 mount of the whole hierarchy (root "/"): /sys/fs/cgroup on pure v2 hosts,
- * /sys/fs/cgroup/unified on hybrid ones. Never assumed, always read from mountinfo.
- */
 bool cgroup2_partial(const char *mnt)
 {
 	struct stat st;
@@ -70,6 +66,10 @@ int cgroup2_need_full(const char *mnt, char *err)
 			   "hostPath of /sys/fs/cgroup) to attach", mnt);
 }
 
+/*
+ * The first cgroup2 mount of the whole hierarchy (root "/"): /sys/fs/cgroup on pure v2 hosts,
+ * /sys/fs/cgroup/unified on hybrid ones. Never assumed, always read from mountinfo.
+ */
 int cgroup2_mount(const struct sysenv *env, char *mnt, size_t len, char *err)
 {
 	FILE *f = fopen(env->mountinfo, "re");
