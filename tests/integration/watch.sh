@@ -58,7 +58,7 @@ start_agent
 
 SECONDS=0
 expect "list says the agent runs" 0 "hostlo watch runs \(pid $AGENT\)" -- "$HOSTLO" list
-expect_error "a second agent for the same bpffs: refused" 1 "^hostlo: watch: another agent runs for $HOSTLO_BPFFS \(pid $AGENT\)$" -- "$HOSTLO" watch
+expect_error "a second agent for the same bpffs: refused" 1 "^hostlo: watch: another agent runs for $HOSTLO_BPFFS \(pid $AGENT\)$" -- timeout 5 "$HOSTLO" watch
 # the same bpffs spelled otherwise: the same agent (its pid file is keyed on the resolved path)
 ln -sfn "$HOSTLO_BPFFS" "$STATE/bpffs-link"
 for alias in "$HOSTLO_BPFFS/" "$(dirname "$HOSTLO_BPFFS")/./$(basename "$HOSTLO_BPFFS")" "$STATE/bpffs-link"; do
