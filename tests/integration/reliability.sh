@@ -128,9 +128,10 @@ done
 
 echo "# two hostlo at once are serialised"
 "$HOSTLO" attach --cgroup $REL --connect $HP >/dev/null
-(HOSTLO_STALL_AT=lock:held "$CRASH" attach --cgroup $REL/app --connect $HP=$HOST_IP:$HA >/dev/null 2>&1; date +%s%N >"$OUT/first") &
+rm -f "$OUT/held"
+(HOSTLO_STALL_AT=lock:held HOSTLO_STALL_MARK="$OUT/held" "$CRASH" attach --cgroup $REL/app --connect $HP=$HOST_IP:$HA >/dev/null 2>&1; date +%s%N >"$OUT/first") &
 first=$!
-sleep 0.5
+for _ in $(seq 300); do [ -e "$OUT/held" ] && break; sleep 0.1; done   # the first holds the lock
 "$HOSTLO" attach --cgroup $REL/app --connect $HP=$HOST_IP:$HB >/dev/null 2>&1
 date +%s%N >"$OUT/second"
 wait $first
