@@ -153,7 +153,12 @@ be16() { printf '%d %d' $(($1 >> 8)) $(($1 & 255)); }
 bpftool map update pinned "$HOSTLO_BPFFS/bare-maps/bare_target" key 0 0 0 0 value ${HOST_IP//./ } $(be16 $P) 0 0 || exit 1
 bpftool map update pinned "$HOSTLO_BPFFS/bare-maps/bare_target" key 1 0 0 0 value ${HOST_IP//./ } $(be16 $P6) 0 0 || exit 1
 for h in connect4 connect6; do bpftool cgroup attach "$BARE" $h pinned "$HOSTLO_BPFFS/bare/bare_$h" || exit 1; done
-HOOKS=(connect4 connect6 getpeername6 bare/bare_connect4 bare/bare_connect6)
+# and the floors: the bare rewrite plus socket storage, or plus the local-listener lookup (connect4 only)
+for f in state listener; do
+	mkdir -p "$CG2/$HL_NAME-$f/app"
+	bpftool cgroup attach "$CG2/$HL_NAME-$f" connect4 pinned "$HOSTLO_BPFFS/bare/floor_${f}_connect4" || exit 1
+done
+HOOKS=(connect4 connect6 getpeername6 bare/bare_connect4 bare/bare_connect6 bare/floor_state_connect4 bare/floor_listener_connect4)
 sysctl -qw kernel.bpf_stats_enabled=1
 for n in 1 1000 10000; do
 	rules=(--connect $P --connect $PT --connect $P6)
@@ -161,9 +166,10 @@ for n in 1 1000 10000; do
 	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
 	declare -A before=()
 	for h in "${HOOKS[@]}"; do before[$h]=$(prog_stats $h); done
-	for cg in "$CGT/app" "$BARE/app"; do
+	for cg in "$CGT/app" "$BARE/app" "$CG2/$HL_NAME-state/app" "$CG2/$HL_NAME-listener/app"; do
 		incg "$cg" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
-		incg "$cg" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
+		[ "${cg%-state/app}" = "$cg" ] && [ "${cg%-listener/app}" = "$cg" ] &&
+			incg "$cg" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
 	done
 	for h in "${HOOKS[@]}"; do
 		read -r c0 t0 <<<"${before[$h]}"

@@ -42,7 +42,9 @@ start_agent() { # the agent in the host-side cgroup (so cleanup stops it); waits
 stop_agent() { kill -TERM "$AGENT"; wait "$AGENT"; }
 connected() { grep -c '"event":"connected"' "$LOG"; }
 # wrun NAME DOCKER-RUN-ARGS...: a detached test container (default cgroup parent unless given)
-wrun() { local n=$1; shift; docker run -d --label hostlo-test --name "$n" "$@" >/dev/null; }
+# (--stop-timeout 1: an app that is pid 1 ignores SIGTERM; so the engine's own shutdown, which gives
+# up after 15 s and leaves running tasks behind, ends well within it however many containers run)
+wrun() { local n=$1; shift; docker run -d --label hostlo-test --stop-timeout 1 --name "$n" "$@" >/dev/null; }
 web() { wrun "$1" --label $L_BIND "${@:2}" $APP sh -c "exec httpd -f -p 127.0.0.1:$APP_PORT -h /www"; }
 cg_of() { docker inspect -f '{{or .HostConfig.CgroupParent "/docker"}}/{{.Id}}' "$1"; }
 bound() { counter "$(cg_of "$1")" bind_rewritten; }
@@ -157,7 +159,8 @@ check "the hand attach survived the reconcile" cli "$(origin_of "$(cg_of plain)"
 echo "# the Docker engine restarted while the agent runs"
 n=$(connected)
 kill -TERM "$(cat "$DK/docker.pid")"
-for _ in $(seq 150); do [ -z "$(engine_procs)" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -z "$(engine_procs)" ] && break; sleep 0.1; done
+[ -z "$(engine_procs)" ] || { echo "hostlo: test: the engine's processes outlived it by 60 s: $(engine_procs | xargs)" >&2; exit 1; }
 ip link del $BRIDGE
 start_engine
 for _ in $(seq 100); do [ "$(connected)" -gt "$n" ] && break; sleep 0.1; done
@@ -165,8 +168,13 @@ check "the agent reconnected" yes "$([ "$(connected)" -gt "$n" ] && echo yes || 
 web after-engine
 check "and covers a new container" 1 "$(wait_bound after-engine)"
 
+# The engine stopped the labelled containers: start them again, as a restart policy would.
+stopped() { docker ps -aq --filter label=io.hostlo.bind --filter status=exited --filter status=created; }
+docker start $(stopped) >"$STATE/start.out" 2>&1
+check "the engine's stopped containers all started again" "" "$(stopped | tr '\n' ' ')$([ -n "$(stopped)" ] && tail -2 "$STATE/start.out")"
+check "w0 covered again from its first bind (a new cgroup, the agent attached it)" 1 "$(wait_bound w0)"
+
 echo "# a reboot emulated: nothing in bpffs, the agent started"
-docker start $(docker ps -aq --filter label=io.hostlo.bind) >/dev/null 2>&1   # the engine stopped them
 stop_agent
 "$HOSTLO" detach --all >/dev/null
 umount "$STATE/bpffs" && mount -t bpf bpf "$STATE/bpffs"
@@ -175,6 +183,7 @@ start_agent "$(connected)"
 want=$(asking | sort)
 got=$("$HOSTLO" list -j | jq -r '.[] | select(.origin == "label") | .cgroup' | sort)
 check "every labelled running container attached again ($(wc -l <<<"$want"))" "$want" "$got"
+for _ in $(seq 50); do fetch http://127.0.0.1:$PUB/ >/dev/null && break; sleep 0.1; done   # its proxy up
 expect "w0 served through -p again" 0 "^hello-from-the-container$" -- fetch http://127.0.0.1:$PUB/
 web after-reboot
 check "and a new one covered" 1 "$(wait_bound after-reboot)"
