@@ -34,14 +34,17 @@ static __always_inline struct bare_target *target(__u32 slot, __u32 port)
 	return t && t->port == (__be16)port ? t : 0;
 }
 
+/* connect4's target: a connect to 127.0.0.1 on the redirected port, or 0 */
+static __always_inline struct bare_target *target4(struct bpf_sock_addr *ctx)
+{
+	return ctx->user_ip4 == bpf_htonl(0x7f000001) ? target(0, ctx->user_port) : 0;
+}
+
 SEC("cgroup/connect4")
 int bare_connect4(struct bpf_sock_addr *ctx)
 {
-	struct bare_target *t;
+	struct bare_target *t = target4(ctx);
 
-	if (ctx->user_ip4 != bpf_htonl(0x7f000001))
-		return 1;
-	t = target(0, ctx->user_port);
 	if (t)
 		ctx->user_ip4 = t->addr;
 	return 1;
@@ -75,12 +78,9 @@ struct {
 SEC("cgroup/connect4")
 int floor_state_connect4(struct bpf_sock_addr *ctx)
 {
-	struct bare_target *t;
+	struct bare_target *t = target4(ctx);
 	struct hostlo_sock *s;
 
-	if (ctx->user_ip4 != bpf_htonl(0x7f000001))
-		return 1;
-	t = target(0, ctx->user_port);
 	if (!t)
 		return 1;
 	s = bpf_sk_storage_get(&floor_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -95,12 +95,9 @@ SEC("cgroup/connect4")
 int floor_listener_connect4(struct bpf_sock_addr *ctx)
 {
 	struct bpf_sock_tuple tuple = {};
-	struct bare_target *t;
+	struct bare_target *t = target4(ctx);
 	struct bpf_sock *sk;
 
-	if (ctx->user_ip4 != bpf_htonl(0x7f000001))
-		return 1;
-	t = target(0, ctx->user_port);
 	if (!t)
 		return 1;
 	tuple.ipv4.daddr = bpf_htonl(0x7f000001);
