@@ -107,6 +107,28 @@ struct {
 	__type(value, __u64);
 } hostlo_drops SEC(".maps");
 
+/* Redirected TCP connects the host side is to note, from connect to hostlo_sockops (struct hostlo_handoff). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, HOSTLO_MAX_HANDOFFS);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__type(key, __u64);
+	__type(value, struct hostlo_handoff);
+} hostlo_handoff SEC(".maps");
+
+/*
+ * The TCP sockets this CPU redirected last, by socket cookie (slot: cookie % HOSTLO_REDIRECT_SLOTS). With
+ * nested attachments a connect meets hostlo's program once per attached cgroup on its path, and the
+ * later runs see the target the first wrote: this tells them it is no direct connect. The runs of one
+ * call are back to back on one CPU (the kernel disables migration across a cgroup's programs).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HOSTLO_REDIRECT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} hostlo_redirected SEC(".maps");
+
 /*
  * The programs are attached to many cgroups at once, so they find their rules from the caller: the
  * nearest ancestor (or the caller's own cgroup) that is attached, and its rule for this port. Only
@@ -141,6 +163,35 @@ static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_p
 		}
 	}
 	return NULL;
+}
+
+/* addr may be a TCP rule's target: beyond loopback, the only addresses hostlo looks at. */
+static __always_inline int peer_target(__be32 addr)
+{
+	__u32 zero = 0;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+
+	if (!cfg)
+		return 0;
+	__u32 n = cfg->npeer_addrs;
+
+	if (n > HOSTLO_PEER_ADDRS)
+		return 1;
+	for (__u32 i = 0; i < HOSTLO_PEER_ADDRS; i++)
+		if (i < n && cfg->peer_addrs[i] == addr)
+			return 1;
+	return 0;
+}
+
+/* The caller's peer entry for the TCP target addr:port (val.port: the loopback port it stands for), or NULL. */
+static __always_inline struct hostlo_rule_val *find_peer(__be32 addr, __be16 port, __u64 *attach_id)
+{
+	struct hostlo_rule_val *p;
+
+	if (!peer_target(addr))
+		return NULL;
+	p = find_rule(HOSTLO_KIND_PEER_TCP, (__u32)port, attach_id);
+	return p && p->addr == addr ? p : NULL;
 }
 
 /* Per-CPU rows, but a task can be preempted mid-update on a preemptible kernel: add atomically. */
@@ -297,7 +348,28 @@ static __always_inline __u32 host_flow(const struct hostlo_rule_val *to, __be16 
 	return *flags || host_listener(port) ? to->host_ifindex : 0;
 }
 
-/* Records what the app asked for, to show it again later. Failing here only loses that view. */
+/* A steered connect with no record: hostlo_sockops takes this to note the host flow. */
+static __always_inline void hand_off(struct bpf_sock_addr *ctx, const struct hostlo_xlat *x, __u64 attach_id,
+				     __u32 ifindex)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct hostlo_handoff h = {
+		.cgroup_id = bpf_get_current_cgroup_id(),
+		.attach_id = attach_id,
+		.target_addr = x->target_addr,
+		.target_port = x->target_port,
+		.xlat_flags = x->flags,
+		.ifindex = ifindex,
+	};
+
+	bpf_map_update_elem(&hostlo_handoff, &cookie, &h, BPF_ANY);
+}
+
+/*
+ * Records what the app asked for, to show it again later. Failing here only loses that view. A TCP
+ * connect its peer entry leads back to needs no record: a socket record costs an allocation (several
+ * times the rest of the program), so it is made only where the rules cannot tell.
+ */
 static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to, __u8 orig,
 				     __u8 kind, __u64 attach_id, int connected)
 {
@@ -307,19 +379,28 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hos
 		.orig_port = (__be16)ctx->user_port,
 		.orig = orig,
 	};
-	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	int tcp = kind == HOSTLO_KIND_CONNECT_TCP;
+	int record = !connected || !tcp || orig == HOSTLO_ORIG_LO4_MAPPED || (to->flags & HOSTLO_RULE_RECORD);
+	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, record ? BPF_SK_STORAGE_GET_F_CREATE : 0);
 
-	if (!s)
-		return;
-	s->attach_id = attach_id;
 	if (connected) {
-		s->peer = x;
 		/* hostlo_sockops turns this into a host flow once the source address is known */
-		s->steer_ifindex = kind == HOSTLO_KIND_CONNECT_TCP && (to->flags & HOSTLO_RULE_STEER) ?
-				   host_flow(to, x.target_port, &s->peer.flags) : 0;
+		__u32 steer = tcp && (to->flags & HOSTLO_RULE_STEER) ? host_flow(to, x.target_port, &x.flags) : 0;
+
+		if (!s) {
+			if (steer)
+				hand_off(ctx, &x, attach_id, steer);
+			return;
+		}
+		s->attach_id = attach_id;
+		s->peer = x;
+		s->steer_ifindex = steer;
 		s->cgroup_id = bpf_get_current_cgroup_id();
 		return;
 	}
+	if (!s)
+		return;
+	s->attach_id = attach_id;
 	for (int i = 0; i < HOSTLO_UDP_XLATS; i++)
 		if (s->udp[i].target_addr == x.target_addr && s->udp[i].target_port == x.target_port &&
 		    s->udp[i].orig_port == x.orig_port && s->udp[i].orig == x.orig)
@@ -330,8 +411,13 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hos
 	s->next = slot + 1;
 }
 
+/* Keeps clang from reusing a ctx field's address computed earlier: the verifier refuses a write
+ * through a ctx pointer that is not ctx itself plus a constant. */
+#define fresh_ctx(ctx) asm volatile("" : "+r"(ctx))
+
 static __always_inline void set_target4(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to)
 {
+	fresh_ctx(ctx);
 	ctx->user_ip4 = to->addr;
 	if (to->port)
 		ctx->user_port = to->port;
@@ -340,12 +426,52 @@ static __always_inline void set_target4(struct bpf_sock_addr *ctx, const struct 
 /* An IPv6 socket reaches the IPv4 target through its v4-mapped address. */
 static __always_inline void set_target6(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to)
 {
+	fresh_ctx(ctx);
 	ctx->user_ip6[0] = 0;
 	ctx->user_ip6[1] = 0;
 	ctx->user_ip6[2] = bpf_htonl(0xffff);
 	ctx->user_ip6[3] = to->addr;
 	if (to->port)
 		ctx->user_port = to->port;
+}
+
+/*
+ * A TCP connect straight to a rule's target, not through loopback: its getpeername is to show that
+ * target, not the loopback port the peer entry leads back to, so this (rare) socket is recorded.
+ */
+static __always_inline void mark_direct(struct bpf_sock_addr *ctx, __be32 addr, __be16 port)
+{
+	__u64 attach_id, cookie;
+	struct hostlo_sock *s;
+	__u64 *last;
+	__u32 slot;
+
+	if (!find_peer(addr, port, &attach_id))
+		return;
+	cookie = bpf_get_socket_cookie(ctx);
+	slot = (__u32)(cookie % HOSTLO_REDIRECT_SLOTS);
+	last = bpf_map_lookup_elem(&hostlo_redirected, &slot);
+	/* an earlier run of this call redirected it. (Should a preemption between the runs let another
+	 * redirect take the slot, this socket is recorded as direct: its getpeername shows the target, its
+	 * hand-off still reaches the host side.) */
+	if (last && *last == cookie)
+		return;
+	s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!s)
+		return;
+	s->attach_id = attach_id;
+	s->peer = (struct hostlo_xlat){ .target_addr = addr, .target_port = port, .orig = HOSTLO_ORIG_NONE };
+}
+
+/* For the later runs of this call (nested attachments): see hostlo_redirected. */
+static __always_inline void note_redirect(struct bpf_sock_addr *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 slot = (__u32)(cookie % HOSTLO_REDIRECT_SLOTS);
+	__u64 *last = bpf_map_lookup_elem(&hostlo_redirected, &slot);
+
+	if (last)
+		*last = cookie;
 }
 
 static __always_inline enum hostlo_counter redirect_counter(__u8 kind)
@@ -359,11 +485,18 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 	struct hostlo_rule_val *to;
 	__u64 attach_id;
 
-	if (!kind || ctx->user_ip4 != bpf_htonl(LOOPBACK4) || (!connected && kind != HOSTLO_KIND_CONNECT_UDP))
+	if (!kind || (!connected && kind != HOSTLO_KIND_CONNECT_UDP))
 		return SYS_PROCEED;
+	if (ctx->user_ip4 != bpf_htonl(LOOPBACK4)) {
+		if (kind == HOSTLO_KIND_CONNECT_TCP)
+			mark_direct(ctx, ctx->user_ip4, (__be16)ctx->user_port);
+		return SYS_PROCEED;
+	}
 	to = decide(ctx, kind, HOSTLO_ORIG_LO4, &attach_id);
 	if (!to)
 		return SYS_PROCEED;
+	if (kind == HOSTLO_KIND_CONNECT_TCP)
+		note_redirect(ctx);
 	remember(ctx, to, HOSTLO_ORIG_LO4, kind, attach_id, connected);
 	trace(ctx, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
 	set_target4(ctx, to);
@@ -380,11 +513,18 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 	if (!kind)
 		return SYS_PROCEED;
 	orig = loopback6(ctx);
-	if (orig == HOSTLO_ORIG_NONE)
+	if (orig == HOSTLO_ORIG_NONE) {
+		/* the IPv4 targets, reached through their v4-mapped addresses */
+		if (kind == HOSTLO_KIND_CONNECT_TCP && !ctx->user_ip6[0] && !ctx->user_ip6[1] &&
+		    ctx->user_ip6[2] == bpf_htonl(0xffff))
+			mark_direct(ctx, ctx->user_ip6[3], (__be16)ctx->user_port);
 		return SYS_PROCEED;
+	}
 	to = decide(ctx, kind, orig, &attach_id);
 	if (!to)
 		return SYS_PROCEED;
+	if (kind == HOSTLO_KIND_CONNECT_TCP)
+		note_redirect(ctx);
 	remember(ctx, to, orig, kind, attach_id, 1);
 	trace(ctx, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
 	set_target6(ctx, to);
@@ -423,12 +563,13 @@ int hostlo_sendmsg4(struct bpf_sock_addr *ctx)
  */
 
 /*
- * The translation that produced the address the kernel is about to show (a peer or a datagram's
- * source), or NULL. Matching on the target keeps a re-connected or unrelated socket untouched.
+ * What the socket's record says of the address the kernel is about to show (a peer or a datagram's
+ * source): the translation that produced it, one with orig HOSTLO_ORIG_NONE for a direct connect to
+ * it, or NULL. Matching on the target keeps a re-connected or unrelated socket untouched.
  */
 static __always_inline struct hostlo_xlat *reverse(struct hostlo_sock *s, __be32 addr, __be16 port, int udp)
 {
-	if (s->peer.orig && s->peer.target_addr == addr && s->peer.target_port == port)
+	if (s->peer.target_port && s->peer.target_addr == addr && s->peer.target_port == port)
 		return &s->peer;
 	if (!udp)
 		return NULL;
@@ -438,41 +579,67 @@ static __always_inline struct hostlo_xlat *reverse(struct hostlo_sock *s, __be32
 	return NULL;
 }
 
-static __always_inline int restore4(struct bpf_sock_addr *ctx, int udp, enum hostlo_counter c)
+/*
+ * The loopback form and port the app asked for, for the address addr:port the kernel is about to
+ * show; 0 to show it unchanged. The socket's record decides when it has one for that address; a TCP
+ * socket without one was redirected by a rule its peer entry leads back to, or is none of hostlo's.
+ */
+static __always_inline __u8 asked(struct bpf_sock_addr *ctx, __be32 addr, __be16 port, int udp, __u8 unrecorded,
+				  __be16 *orig_port, __u64 *attach_id)
 {
 	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
-	struct hostlo_xlat *x;
+	struct hostlo_xlat *x = s ? reverse(s, addr, port, udp) : NULL;
+	struct hostlo_rule_val *p;
 
-	if (!s)
-		return SYS_PROCEED;
-	x = reverse(s, ctx->user_ip4, (__be16)ctx->user_port, udp);
-	if (!x || x->orig != HOSTLO_ORIG_LO4)
+	if (x) {
+		*orig_port = x->orig_port;
+		*attach_id = s->attach_id;
+		return x->orig;
+	}
+	if (udp || ctx->type != SOCK_STREAM)
+		return HOSTLO_ORIG_NONE;
+	p = find_peer(addr, port, attach_id);
+	if (!p)
+		return HOSTLO_ORIG_NONE;
+	*orig_port = p->port;
+	return unrecorded;
+}
+
+static __always_inline int restore4(struct bpf_sock_addr *ctx, int udp, enum hostlo_counter c)
+{
+	__be16 orig_port;
+	__u64 attach_id;
+
+	if (asked(ctx, ctx->user_ip4, (__be16)ctx->user_port, udp, HOSTLO_ORIG_LO4, &orig_port, &attach_id) !=
+	    HOSTLO_ORIG_LO4)
 		return SYS_PROCEED;
 	ctx->user_ip4 = bpf_htonl(LOOPBACK4);
-	ctx->user_port = x->orig_port;
-	count(s->attach_id, c);
+	ctx->user_port = orig_port;
+	count(attach_id, c);
 	return SYS_PROCEED;
 }
 
 static __always_inline int restore6(struct bpf_sock_addr *ctx, int udp, enum hostlo_counter c)
 {
-	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
-	struct hostlo_xlat *x;
+	__be16 orig_port;
+	__u64 attach_id;
+	__u8 orig;
 
-	if (!s || ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
+	if (ctx->user_ip6[0] || ctx->user_ip6[1] || ctx->user_ip6[2] != bpf_htonl(0xffff))
 		return SYS_PROCEED;
-	x = reverse(s, ctx->user_ip6[3], (__be16)ctx->user_port, udp);
-	if (!x)
+	/* an IPv6 socket asked for ::ffff:127.0.0.1 is recorded: unrecorded, it asked for ::1 */
+	orig = asked(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, udp, HOSTLO_ORIG_LO6, &orig_port, &attach_id);
+	if (orig == HOSTLO_ORIG_NONE)
 		return SYS_PROCEED;
 	/* LO4 here: a v4-mapped datagram that went through sendmsg4 on this IPv6 socket */
-	if (x->orig == HOSTLO_ORIG_LO6) {
+	if (orig == HOSTLO_ORIG_LO6) {
 		ctx->user_ip6[2] = 0;
 		ctx->user_ip6[3] = bpf_htonl(1);
 	} else {
 		ctx->user_ip6[3] = bpf_htonl(LOOPBACK4);
 	}
-	ctx->user_port = x->orig_port;
-	count(s->attach_id, c);
+	ctx->user_port = orig_port;
+	count(attach_id, c);
 	return SYS_PROCEED;
 }
 
@@ -555,23 +722,44 @@ static __always_inline void flow_of(struct bpf_sock_ops *ctx, struct hostlo_flow
 	f->dport = bpf_htons((__u16)bpf_ntohl(ctx->remote_port));
 }
 
+/*
+ * What connect left for the host side: the socket's record when it steers, else the hand-off, taken
+ * once; 0 for nothing. (A socket recorded as a direct connect can have a hand-off too: see mark_direct.)
+ */
+static __always_inline int flow_handed(struct bpf_sock_ops *ctx, struct hostlo_handoff *h)
+{
+	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
+	struct hostlo_handoff *p;
+	__u64 cookie;
+
+	if (s && s->steer_ifindex) {
+		*h = (struct hostlo_handoff){ .cgroup_id = s->cgroup_id, .attach_id = s->attach_id,
+					      .target_addr = s->peer.target_addr, .target_port = s->peer.target_port,
+					      .xlat_flags = s->peer.flags, .ifindex = s->steer_ifindex };
+		return 1;
+	}
+	cookie = bpf_get_socket_cookie(ctx);
+	p = bpf_map_lookup_elem(&hostlo_handoff, &cookie);
+	if (!p)
+		return 0;
+	*h = *p;
+	bpf_map_delete_elem(&hostlo_handoff, &cookie);
+	return 1;
+}
+
 static __always_inline void flow_started(struct bpf_sock_ops *ctx)
 {
-	struct bpf_sock *sk = ctx->sk;
-	struct hostlo_sock *s;
+	struct hostlo_handoff h;
 	struct hostlo_flow f = {};
 
-	if (!sk)
-		return;
-	s = bpf_sk_storage_get(&hostlo_socks, sk, 0, 0);
-	if (!s || !s->steer_ifindex)
+	if (!ctx->sk || !flow_handed(ctx, &h))
 		return;
 	flow_of(ctx, &f);
 	/* the socket may have been connected elsewhere since: only the redirected peer is steered */
-	if (f.daddr != s->peer.target_addr || f.dport != s->peer.target_port)
+	if (f.daddr != h.target_addr || f.dport != h.target_port)
 		return;
-	struct hostlo_flow_val v = { .cgroup_id = s->cgroup_id, .attach_id = s->attach_id, .ifindex = s->steer_ifindex,
-				     .flags = s->peer.flags & HOSTLO_XLAT_LOCAL_PEER ? HOSTLO_FLOW_LOCAL_PEER : 0 };
+	struct hostlo_flow_val v = { .cgroup_id = h.cgroup_id, .attach_id = h.attach_id, .ifindex = h.ifindex,
+				     .flags = h.xlat_flags & HOSTLO_XLAT_LOCAL_PEER ? HOSTLO_FLOW_LOCAL_PEER : 0 };
 
 	if (bpf_map_update_elem(&hostlo_flows, &f, &v, BPF_ANY) == 0)
 		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);

@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 7
+#define HOSTLO_ABI_VERSION 8
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -24,6 +24,10 @@ enum hostlo_kind {
 	HOSTLO_KIND_CONNECT_TCP = 1,     /* connect() of a SOCK_STREAM socket to loopback */
 	HOSTLO_KIND_BIND = 2,            /* bind() to loopback, any socket type */
 	HOSTLO_KIND_CONNECT_UDP = 3,     /* connect() or sendmsg() of a SOCK_DGRAM socket to loopback */
+	HOSTLO_KIND_PEER_TCP = 4,        /* the reverse of TCP connect entries, keyed by the target's port:
+	                                    val.addr the target, val.port the loopback port asked for
+	                                    (network order). getpeername reads it; connect marks a direct
+	                                    connect to such a target (see struct hostlo_sock) */
 };
 
 /* hostlo_rule_val.flags */
@@ -32,10 +36,16 @@ enum hostlo_kind {
 #define HOSTLO_RULE_REAL_PEER 0x4        /* HOSTLO_RULE_STEER: the host service sees the container's address,
                                             not 127.0.0.1 (--real-peer) */
 #define HOSTLO_RULE_NOHOST 0x8           /* TCP to the gateway, on a kernel without the host side: report only */
+#define HOSTLO_RULE_RECORD 0x10          /* TCP: another entry's reverse has this target port, so the
+                                            peer entry cannot tell them apart: each socket is recorded */
 
 /*
  * hostlo_rules key: one entry per port of an attached cgroup (ranges are expanded, so a lookup is one
- * hash probe). Every rule set written gets a new generation; hostlo_attached names the live one. A new
+ * hash probe), and per target port of its TCP rules one HOSTLO_KIND_PEER_TCP entry. A TCP connect
+ * redirected by a rule whose peer entry leads back to it keeps no state of its own: getpeername finds
+ * the loopback port from the peer entry. Peer entries of replaced rules are carried into the new
+ * generation (unless a new rule takes their target port), so connections made earlier still show
+ * what they asked for. Every rule set written gets a new generation; hostlo_attached names the live one. A new
  * rule set is written under its own generation and made live by one update of hostlo_attached, so a
  * concurrent call sees the old rules or the new ones, whole. Entries of other generations are never
  * read; a later hostlo command removes them.
@@ -51,7 +61,7 @@ struct hostlo_rule_key {
 /* hostlo_attached value, keyed by the attached cgroup's id. */
 struct hostlo_attached {
 	__u32 gen;                       /* the live generation of its rules */
-	__u32 entries;                   /* its entries */
+	__u32 entries;                   /* its entries (peer entries not counted) */
 	__u32 stale_gen;                 /* the generation it replaced, not yet removed (with stale > 0) */
 	__u32 stale;                     /* that generation's entries */
 	__u8 level;                      /* its depth in the cgroup2 tree */
@@ -113,7 +123,12 @@ struct hostlo_xlat {
 
 #define HOSTLO_UDP_XLATS 4               /* per socket: reverse entries for unconnected UDP */
 
-/* Per-socket state in socket storage: the kernel frees it with the socket. */
+/*
+ * Per-socket state in socket storage: the kernel frees it with the socket. Only what the rules cannot
+ * tell: UDP sockets; TCP sockets whose rule has HOSTLO_RULE_RECORD or that asked for
+ * ::ffff:127.0.0.1; and TCP sockets connected directly to a rule's target (peer.orig
+ * HOSTLO_ORIG_NONE), which are to see the real peer.
+ */
 struct hostlo_sock {
 	__u64 attach_id;                 /* the attached cgroup whose rule redirected this socket */
 	struct hostlo_xlat peer;         /* the connect() redirect, for getpeername and connected UDP */
@@ -160,6 +175,25 @@ struct hostlo_peer {
 #define HOSTLO_PEER_STEERED 0x1          /* accepted through a host loopback listener */
 #define HOSTLO_PEER_SHOWN 0x2            /* counted and traced (once per connection) */
 
+/*
+ * hostlo_handoff value, keyed by socket cookie: a redirected TCP connect with no socket storage that
+ * the host side is to note as a flow. Written by connect, taken by hostlo_sockops when the connection
+ * starts (microseconds later, same syscall); an LRU, so a connect that failed before then ages out.
+ */
+struct hostlo_handoff {
+	__u64 cgroup_id;
+	__u64 attach_id;
+	__be32 target_addr;
+	__be16 target_port;
+	__u8 xlat_flags;                 /* HOSTLO_XLAT_* */
+	__u8 pad;
+	__u32 ifindex;
+	__u32 pad2;
+};
+
+#define HOSTLO_MAX_HANDOFFS 4096
+#define HOSTLO_REDIRECT_SLOTS 16          /* hostlo_redirected: per CPU */
+
 /* hostlo_listeners key: a host socket listening on 127.0.0.1:port. */
 struct hostlo_listener_key {
 	__u16 port;                      /* host order */
@@ -177,8 +211,11 @@ struct hostlo_config {
 	__u64 host_netns_cookie;         /* the host's network namespace: only its listeners are steered to */
 	__u64 attach_pending;            /* a cgroup whose links an attach is creating: whole or removed next */
 	__u32 host_pending;              /* the host side may not match the rules: the next command syncs it */
-	__u32 pad2;
+	__u32 npeer_addrs;               /* target addresses of every TCP peer entry; more than
+	                                    HOSTLO_PEER_ADDRS: peer_addrs is not used, every address is checked */
+	__be32 peer_addrs[8];            /* a connect or getpeername to any other address is none of hostlo's */
 };
+#define HOSTLO_PEER_ADDRS 8
 
 #define HOSTLO_EVENTS_BYTES (256 * 1024) /* the trace ring buffer */
 

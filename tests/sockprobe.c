@@ -3,6 +3,8 @@
  *   sockprobe serve ADDR PORT REPLY SECONDS   listen; answer every client with REPLY; stop after SECONDS
  *   sockprobe connect ADDR PORT [COUNT]       connect COUNT times; print "peer=A:P got=REPLY" or
  *                                             "error=ERRNO_NAME"; exit 1 on any failure
+ *   sockprobe hold ADDR PORT FILE             connect, print "peer=A:P" and "ready", wait (30 s at most)
+ *                                             until FILE exists, print "peer=A:P" again
  *   sockprobe bind ADDR PORT SECONDS          bind+listen; print "local=A:P", answer one client "bound"
  *   sockprobe udpserve ADDR PORT REPLY SECONDS  answer every datagram with REPLY
  *   sockprobe udpfan ADDR LO HI              one socket sends to ports LO..HI, then prints each reply
@@ -140,6 +142,31 @@ static int do_connect(const char *addr, const char *port, int count)
 	return failed;
 }
 
+/* One connection held open across something the test does meanwhile (a rule change). */
+static int hold(const char *addr, const char *port, const char *file)
+{
+	struct sockaddr_storage ss, peer;
+	socklen_t len, plen = sizeof(peer);
+	char buf[80];
+	int fd = socket(parse(addr, port, &ss, &len), SOCK_STREAM, 0);
+
+	timeouts(fd);
+	if (connect(fd, (struct sockaddr *)&ss, len) != 0 || getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("peer=%s\nready\n", fmt(&peer, buf, sizeof(buf)));
+	for (int i = 0; i < 300 && access(file, F_OK) != 0; i++)
+		usleep(100000);
+	plen = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("peer=%s\n", fmt(&peer, buf, sizeof(buf)));
+	return 0;
+}
+
 static int udp_socket(const char *addr, const char *port, struct sockaddr_storage *ss, socklen_t *len)
 {
 	int fd = socket(parse(addr, port, ss, len), SOCK_DGRAM, 0);
@@ -236,6 +263,8 @@ int main(int argc, char **argv)
 		return serve(listener(argv[2], argv[3]), argv[4], atoi(argv[5]), -1);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0)
 		return do_connect(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 1);
+	if (argc == 5 && strcmp(argv[1], "hold") == 0)
+		return hold(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(argv[1], "bind") == 0)
 		return serve(listener(argv[2], argv[3]), "bound", atoi(argv[4]), 1);
 	if (argc == 6 && strcmp(argv[1], "udpserve") == 0)
@@ -245,7 +274,7 @@ int main(int argc, char **argv)
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "udp") == 0)
 		return udp_ask(argv[2], argv[3], argc == 5 && strcmp(argv[4], "connected") == 0);
 	fprintf(stderr, "usage: sockprobe serve ADDR PORT REPLY SECONDS | connect ADDR PORT [COUNT] | "
-			"bind ADDR PORT SECONDS | udpserve ADDR PORT REPLY SECONDS | udp ADDR PORT [connected] | "
+			"hold ADDR PORT FILE | bind ADDR PORT SECONDS | udpserve ADDR PORT REPLY SECONDS | udp ADDR PORT [connected] | "
 			"udpfan ADDR LO HI\n");
 	return 2;
 }

@@ -64,6 +64,10 @@ static int begin(struct state *st, const struct cgroup *cg, const struct ruleset
 		x->next.steers |= rs->r[i].host_ifindex != 0;
 	if (state_config_read(st, &x->cfg, err))
 		return -1;
+	/* before the rules are live: a direct connect to a new target is recorded from the first */
+	for (int i = 0; i < rs->n; i++)
+		if (rs->r[i].kind == RULE_CONNECT && rs->r[i].proto == PROTO_TCP)
+			peer_addr_add(&x->cfg, rs->r[i].addr);
 	x->was = bpf_map_lookup_elem(st->attached_fd, &x->id, &x->cur) == 0;
 	x->next.gen = ++x->cfg.last_gen ? x->cfg.last_gen : ++x->cfg.last_gen;
 	if (x->next.steers || (x->was && x->cur.steers))
@@ -195,6 +199,10 @@ static int recompute_config(struct state *st, char *err)
 
 	if (state_config_read(st, &cfg, err) || attached_load(st, &t, err))
 		return -1;
+	if (peer_addrs_recompute(st, &t, &cfg, err)) {
+		attached_free(&t);
+		return -1;
+	}
 	cfg.level_mask = 0;
 	cfg.max_level = 0;
 	for (size_t i = 0; i < t.n; i++) {

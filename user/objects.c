@@ -42,6 +42,8 @@ const struct map_def map_defs[NR_MAPS] = {
 	[MAP_STEER_PORTS] = { "steerports", MAP(hostlo_steer_ports, ports_fd) },
 	[MAP_ATTACHED]    = { "attached", MAP(hostlo_attached, attached_fd) },
 	[MAP_PEERS]       = { "peers", MAP(hostlo_peers, peers_fd) },
+	[MAP_HANDOFF]     = { "handoff", MAP(hostlo_handoff, handoff_fd) },
+	[MAP_REDIRECTED]  = { "redirected", MAP(hostlo_redirected, redirected_fd) },
 };
 
 int *state_map_fd(struct state *st, enum map m)

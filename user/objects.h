@@ -28,7 +28,7 @@ enum host_hook {
 };
 enum map {
 	MAP_RULES, MAP_STATS, MAP_CONFIG, MAP_SOCKS, MAP_EVENTS, MAP_DROPS, MAP_FLOWS, MAP_LISTENERS,
-	MAP_STEER_PORTS, MAP_ATTACHED, MAP_PEERS,
+	MAP_STEER_PORTS, MAP_ATTACHED, MAP_PEERS, MAP_HANDOFF, MAP_REDIRECTED,
 	NR_MAPS
 };
 
@@ -53,7 +53,8 @@ struct state {
 	char dir[BPFFS_PATH_MAX + 16]; /* bpffs/hostlo: every pin of hostlo lives below it */
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
-	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd, peers_fd;
+	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd, peers_fd,
+	    handoff_fd, redirected_fd;
 	/* every rule entry as last read (batched), until this process changes them */
 	struct hostlo_rule_key *dump_keys;
 	struct hostlo_rule_val *dump_vals;

@@ -222,6 +222,8 @@ size_t ruleset_entries(const struct ruleset *rs)
 	return n;
 }
 
+static void mark_recorded(struct hostlo_rule_key *keys, struct hostlo_rule_val *vals, size_t n);
+
 void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, struct hostlo_rule_val *vals)
 {
 	size_t n = 0;
@@ -244,6 +246,49 @@ void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, stru
 				vals[n].port = htons((uint16_t)(r->to_port + (p - r->port_min)));
 		}
 	}
+	mark_recorded(keys, vals, n);
+}
+
+/* The target port a TCP connect entry leads to (host order). */
+static uint16_t target_port(const struct hostlo_rule_key *k, const struct hostlo_rule_val *v)
+{
+	return v->port ? ntohs(v->port) : k->port;
+}
+
+/*
+ * A peer entry is keyed by the target's port alone, so of the TCP entries that lead to one target
+ * port the first has it and the others are recorded per socket (HOSTLO_RULE_RECORD).
+ */
+static void mark_recorded(struct hostlo_rule_key *keys, struct hostlo_rule_val *vals, size_t n)
+{
+	uint8_t *taken = calloc(65536 / 8, 1);
+
+	for (size_t i = 0; i < n; i++) {
+		uint16_t tp = target_port(&keys[i], &vals[i]);
+
+		if (keys[i].kind != HOSTLO_KIND_CONNECT_TCP)
+			continue;
+		if (!taken || taken[tp / 8] & (1u << (tp % 8)))
+			vals[i].flags |= HOSTLO_RULE_RECORD;
+		else
+			taken[tp / 8] |= (uint8_t)(1u << (tp % 8));
+	}
+	free(taken);
+}
+
+size_t ruleset_peers(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
+		     struct hostlo_rule_key *pk, struct hostlo_rule_val *pv)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (keys[i].kind != HOSTLO_KIND_CONNECT_TCP || (vals[i].flags & HOSTLO_RULE_RECORD))
+			continue;
+		pk[m] = (struct hostlo_rule_key){ .attach_id = keys[i].attach_id, .gen = keys[i].gen,
+						  .port = target_port(&keys[i], &vals[i]), .kind = HOSTLO_KIND_PEER_TCP };
+		pv[m++] = (struct hostlo_rule_val){ .addr = vals[i].addr, .port = htons(keys[i].port) };
+	}
+	return m;
 }
 
 struct entry {

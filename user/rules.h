@@ -58,8 +58,12 @@ void rule_target(const struct rule *r, char *buf, size_t len); /* "198.18.0.1:54
 
 /* Number of per-port map entries the rule set expands to. */
 size_t ruleset_entries(const struct ruleset *rs);
-/* Fills keys/vals (ruleset_entries() each). Every connect rule must have its address by now. */
+/* Fills keys/vals (ruleset_entries() each). Every connect rule must have its address by now. A TCP entry
+ * whose target port an earlier one leads to as well gets HOSTLO_RULE_RECORD. */
 void ruleset_expand(const struct ruleset *rs, struct hostlo_rule_key *keys, struct hostlo_rule_val *vals);
+/* The peer entries (HOSTLO_KIND_PEER_TCP) of expanded entries, into pk/pv (room for n): how many. */
+size_t ruleset_peers(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
+		     struct hostlo_rule_key *pk, struct hostlo_rule_val *pv);
 /* Rebuilds rules from map entries (any order), merging runs of ports into ranges. */
 int ruleset_collapse(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,
 		     struct ruleset *rs, char *err);

@@ -196,21 +196,116 @@ static int update_entries(struct state *st, struct hostlo_rule_key *keys, struct
 	return e;
 }
 
+/*
+ * The peer entries of the live generation that the new rules do not replace: connections made under
+ * an earlier rule still find what they asked for. Appended after the m entries of keys/vals.
+ */
+static int carry_peers(struct state *st, uint64_t id, __u32 gen, struct hostlo_rule_key **keys,
+		       struct hostlo_rule_val **vals, size_t *m, char *err)
+{
+	struct hostlo_attached a;
+	uint8_t *taken;
+	size_t extra = 0, at;
+
+	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0)
+		return 0;
+	if (ruletab_dump(st, err))
+		return -1;
+	for (size_t i = 0; i < st->dump_n; i++)
+		extra += st->dump_keys[i].attach_id == id && st->dump_keys[i].gen == a.gen &&
+			 st->dump_keys[i].kind == HOSTLO_KIND_PEER_TCP;
+	if (!extra)
+		return 0;
+	taken = calloc(65536 / 8, 1);
+	struct hostlo_rule_key *k = realloc(*keys, (*m + extra) * sizeof(**keys));
+	if (k)
+		*keys = k;
+	struct hostlo_rule_val *v = k ? realloc(*vals, (*m + extra) * sizeof(**vals)) : NULL;
+	if (v)
+		*vals = v;
+	if (!taken || !k || !v) {
+		free(taken);
+		return seterr(err, "rules: out of memory");
+	}
+	for (size_t i = 0; i < *m; i++)
+		if (k[i].kind == HOSTLO_KIND_PEER_TCP)
+			taken[k[i].port / 8] |= (uint8_t)(1u << (k[i].port % 8));
+	at = *m;
+	for (size_t i = 0; i < st->dump_n; i++) {
+		struct hostlo_rule_key pk = st->dump_keys[i];
+
+		if (pk.attach_id != id || pk.gen != a.gen || pk.kind != HOSTLO_KIND_PEER_TCP ||
+		    taken[pk.port / 8] & (1u << (pk.port % 8)))
+			continue;
+		pk.gen = gen;
+		k[at] = pk;
+		v[at++] = st->dump_vals[i];
+	}
+	*m = at;
+	free(taken);
+	return 0;
+}
+
 int ruletab_write(struct state *st, const struct ruleset *rs, uint64_t id, __u32 gen, char *err)
 {
-	struct hostlo_rule_key *keys;
-	struct hostlo_rule_val *vals;
-	size_t n;
+	struct hostlo_rule_key *keys, *k;
+	struct hostlo_rule_val *vals, *v;
+	size_t n, m;
 	int e;
 
 	if (ruletab_expand(rs, id, gen, &keys, &vals, &n, err))
 		return -1;
-	e = update_entries(st, keys, vals, n);
+	/* room for a peer entry per forward entry, then those carried over */
+	k = realloc(keys, (2 * n + 1) * sizeof(*keys));
+	if (k)
+		keys = k;
+	v = k ? realloc(vals, (2 * n + 1) * sizeof(*vals)) : NULL;
+	if (v)
+		vals = v;
+	if (!k || !v) {
+		free(keys);
+		free(vals);
+		return seterr(err, "rules: out of memory");
+	}
+	m = n + ruleset_peers(keys, vals, n, keys + n, vals + n);
+	if (carry_peers(st, id, gen, &keys, &vals, &m, err)) {
+		free(keys);
+		free(vals);
+		return -1;
+	}
+	e = update_entries(st, keys, vals, m);
 	free(keys);
 	free(vals);
 	if (e)
 		return seterr(err, "set rules: %s%s", strerror(e),
 			      e == E2BIG ? " (too many rule entries over all attached cgroups)" : "");
+	return 0;
+}
+
+void peer_addr_add(struct hostlo_config *cfg, __be32 addr)
+{
+	for (__u32 i = 0; i < cfg->npeer_addrs && i < HOSTLO_PEER_ADDRS; i++)
+		if (cfg->peer_addrs[i] == addr)
+			return;
+	if (cfg->npeer_addrs < HOSTLO_PEER_ADDRS)
+		cfg->peer_addrs[cfg->npeer_addrs] = addr;
+	if (cfg->npeer_addrs <= HOSTLO_PEER_ADDRS)
+		cfg->npeer_addrs++;
+}
+
+int peer_addrs_recompute(struct state *st, const struct attached_table *t, struct hostlo_config *cfg, char *err)
+{
+	if (ruletab_dump(st, err))
+		return -1;
+	cfg->npeer_addrs = 0;
+	memset(cfg->peer_addrs, 0, sizeof(cfg->peer_addrs));
+	for (size_t i = 0; i < st->dump_n; i++) {
+		const struct hostlo_rule_key *k = &st->dump_keys[i];
+		const struct hostlo_attached *a = attached_find(t, k->attach_id);
+
+		if (k->kind == HOSTLO_KIND_PEER_TCP && a && a->gen == k->gen)
+			peer_addr_add(cfg, st->dump_vals[i].addr);
+	}
 	return 0;
 }
 
@@ -233,7 +328,8 @@ int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err)
 		goto out;
 	}
 	for (size_t i = 0; i < st->dump_n && n < a.entries; i++) {
-		if (st->dump_keys[i].attach_id == id && st->dump_keys[i].gen == a.gen) {
+		if (st->dump_keys[i].attach_id == id && st->dump_keys[i].gen == a.gen &&
+		    st->dump_keys[i].kind != HOSTLO_KIND_PEER_TCP) {
 			keys[n] = st->dump_keys[i];
 			vals[n++] = st->dump_vals[i];
 		}

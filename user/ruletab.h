@@ -36,12 +36,17 @@ int ruletab_load_all(struct state *st, struct attached_table *t, char *err);
 /* The rule set as map entries of cgroup id, generation gen; caller frees *keys and *vals. */
 int ruletab_expand(const struct ruleset *rs, uint64_t id, __u32 gen, struct hostlo_rule_key **keys,
 		   struct hostlo_rule_val **vals, size_t *n, char *err);
-/* Writes rs as cgroup id's entries of generation gen (not yet live). 0, or -1 with err. */
+/* Writes rs as cgroup id's entries of generation gen (not yet live), with their peer entries and the
+ * live generation's peer entries that rs does not replace. 0, or -1 with err. */
 int ruletab_write(struct state *st, const struct ruleset *rs, uint64_t id, __u32 gen, char *err);
 /* Removes cgroup id's entries of generation gen (0: every generation). 0, or -1 with err. */
 int ruletab_delete(struct state *st, uint64_t id, __u32 gen, char *err);
 /* Removes the entries no call can reach: replaced generations, detached cgroups, crashed runs. */
 int ruletab_sweep(struct state *st, char *err);
+/* Adds a TCP target to cfg's peer addresses (more than fit: every address is checked). */
+void peer_addr_add(struct hostlo_config *cfg, __be32 addr);
+/* cfg's peer addresses anew, from the live peer entries of the cgroups in t. 0, or -1 with err. */
+int peer_addrs_recompute(struct state *st, const struct attached_table *t, struct hostlo_config *cfg, char *err);
 /* Cgroup id's live rules, as the rule set they came from. 0, or -1 with err. */
 int state_rules(struct state *st, uint64_t id, struct ruleset *rs, char *err);
 

@@ -176,6 +176,14 @@ for n in 1 1000 10000; do
 		read -r c1 t1 <<<"$(prog_stats $h)"
 		sample "hook_ns_$n" "${h#bare/}" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
 	done
+	# the same rules with --real-peer: no host flow to hand over to sockops (what that costs connect4)
+	rules=(--connect $P --real-peer --connect $PT --real-peer --connect $P6 --real-peer)
+	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
+	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
+	read -r c0 t0 <<<"$(prog_stats connect4)"
+	incg "$CGT/app" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
+	read -r c1 t1 <<<"$(prog_stats connect4)"
+	sample "hook_ns_$n" connect4_real_peer 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
 done
 # the host side on the server's accept(): the getpeername4 program that shows a redirected client as
 # 127.0.0.1 (peer4), and sockops (which marks such sockets), on unrelated (direct) and redirected accepts

@@ -42,11 +42,13 @@ for fig, better in [("rate", "higher"), ("cpu", "lower"), ("p50", "lower"), ("p9
 # each hook's ns/call beside the bare rewrite program's, measured in the same run on the same loops;
 # the floors are the bare rewrite plus one kernel facility connect4 relies on (bare.bpf.c)
 FLOORS = ("floor_state_connect4", "floor_listener_connect4")
+# connect4 again with --real-peer rules: nothing handed over to the host side
+VARIANTS = ("connect4_real_peer",)
 hook, bare_ratio = {}, {}
 for n in ("1", "1000", "10000"):
-    for h in ("connect4", "connect6", "getpeername6", "bare_connect4", "bare_connect6") + FLOORS:
+    for h in ("connect4", "connect6", "getpeername6", "bare_connect4", "bare_connect6") + VARIANTS + FLOORS:
         hook.setdefault(n, {})[h] = med(f"hook_ns_{n}", h)
-    for h in ("connect4", "connect6") + FLOORS:
+    for h in ("connect4", "connect6") + VARIANTS + FLOORS:
         bare = hook[n]["bare_connect6" if h == "connect6" else "bare_connect4"]
         bare_ratio.setdefault(n, {})[h] = round(hook[n][h] / bare, 2) if hook[n][h] and bare else None
 summary["hook_ns_per_call"] = hook
@@ -88,7 +90,7 @@ lines += ["", f"unpinned connection rate (client and server on any CPU): direct 
           f"hostlo {unpinned['hostlo'] or 0:g} conn/s ({unpinned['ratio']:.2f}x)"]
 lines += ["", "| hook (ns/call; x the bare rewrite, same run) | 1 rule | 1,000 rules | 10,000 rules |",
           "|---|---|---|---|"]
-for h in ("connect4", "connect6") + FLOORS:
+for h in ("connect4", "connect6") + VARIANTS + FLOORS:
     lines.append(f"| {h} | " + " | ".join(f"{hook[n][h] or 0:g} ({bare_ratio[n][h] or 0:g}x)"
                                           for n in ("1", "1000", "10000")) + " |")
 for h in ("getpeername6", "bare_connect4", "bare_connect6"):

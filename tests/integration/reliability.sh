@@ -144,7 +144,12 @@ echo "# idempotence"
 "$HOSTLO" attach --cgroup $REL --connect $HP --bind 3000 >/dev/null
 rel_links() { bpftool -j link show | jq -c --argjson cg "$(stat -c %i "$CGT")" '[.[] | select(.type == "cgroup" and .cgroup_id == $cg) | .id] | sort'; }
 live_gen() { bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/attached" | jq -c '[.[] | .value.gen]'; }
-rule_entries() { bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq length; }
+# rule entries (kinds 1-3), and the TCP peer entries (kind 4) of the live generation
+rule_entries() { bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq '[.[] | select(.key.kind != 4)] | length'; }
+live_peer_ports() {
+	bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq -c --argjson gen "$(live_gen | jq '.[0]')" \
+		'[.[] | select(.key.kind == 4 and .key.gen == $gen) | .key.port] | sort'
+}
 before=$(rel_links; live_gen)
 "$HOSTLO" attach --cgroup $REL --connect $HP --bind 3000 >/dev/null
 after=$(rel_links; live_gen)
@@ -154,6 +159,8 @@ expect "with other rules: swapped" 0 "^peer=127.0.0.1:$HP got=host-a$" -- incg "
 check "and the links are the same ones" "$(head -1 <<<"$before")" "$(rel_links)"
 "$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HB >/dev/null
 check "after two swaps: the live rule and the one it replaced, no more" 2 "$(rule_entries)"
+check "the live generation's peer entries: its own target port and the two replaced rules' (their connections still restore)" \
+	"[$HP,$HA,$HB]" "$(live_peer_ports)"
 "$HOSTLO" list >/dev/null
 check "the next list (its gc) removes the replaced one" 1 "$(rule_entries)"
 "$HOSTLO" detach --all >/dev/null

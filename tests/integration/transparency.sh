@@ -29,7 +29,31 @@ for _ in $(seq 50); do dig +short +time=1 +tries=1 @$HOST_IP hostlo.test 2>/dev/
 echo "# TCP: getpeername shows what the app asked for"
 expect "127.0.0.1:$TP: peer 127.0.0.1, bytes from the host" 0 "^peer=127.0.0.1:$TP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
 expect "[::1]:$TP: peer [::1], bytes from the host" 0 "^peer=\[::1\]:$TP got=host$" -- incg "$APP" "$PROBE" connect ::1 $TP
-expect "no rule (the host address itself): the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
+# a redirected TCP connect keeps no per-socket record: getpeername finds the loopback port from the
+# rules, so connects made straight to a rule's target are the ones told apart
+expect "a direct connect to the rule's target: the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
+expect "the same from an IPv6 socket ([::ffff:target]): the real peer" 0 "^peer=\[::ffff:$HOST_IP\]:$TP got=host$" -- incg "$APP" "$PROBE" connect ::ffff:$HOST_IP $TP
+expect "[::ffff:127.0.0.1]:$TP from an IPv6 socket: peer [::ffff:127.0.0.1], not [::1]" 0 "^peer=\[::ffff:127.0.0.1\]:$TP got=host$" -- incg "$APP" "$PROBE" connect ::ffff:127.0.0.1 $TP
+"$HOSTLO" attach --cgroup $REL --connect $TP --connect 25432=$HOST_IP:$TP --connect udp:$UP --connect udp:$UP2 \
+	--connect udp:53 --connect $KP --connect udp:$KU >/dev/null || not_ok "attach with a second port to the same target"
+expect "two loopback ports to one target: each shows its own (25432)" 0 "^peer=127.0.0.1:25432 got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 25432
+expect "two loopback ports to one target: each shows its own ($TP)" 0 "^peer=127.0.0.1:$TP got=host$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
+expect "... and [::1]:25432 from an IPv6 socket" 0 "^peer=\[::1\]:25432 got=host$" -- incg "$APP" "$PROBE" connect ::1 25432
+# a connection made under a rule outlives the rule: after the rules change it still shows what it asked for
+rm -f "$OUT/swapped"
+incg "$APP" "$PROBE" hold 127.0.0.1 25432 "$OUT/swapped" >"$OUT/hold" 2>&1 &
+hold_pid=$!
+wait_ready "$OUT/hold" || not_ok "a held connection"
+"$HOSTLO" attach --cgroup $REL --connect udp:$UP --connect udp:$UP2 --connect udp:53 --connect $KP --connect udp:$KU \
+	>/dev/null || not_ok "attach without the TCP rules"
+touch "$OUT/swapped"
+wait $hold_pid
+check "a connection made before its rule was removed: getpeername shows 127.0.0.1:25432 before and after" \
+	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')"
+expect "after the change, 127.0.0.1:$TP is no longer redirected" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
+expect "and a direct connect to the old target still shows the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
+"$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 --connect udp:53 \
+	--connect $KP --connect udp:$KU >/dev/null || not_ok "attach as before"
 
 echo "# UDP both ways: the reply comes back from the loopback address"
 expect "sendto 127.0.0.1:$UP: reply from 127.0.0.1:$UP" 0 "^from=127.0.0.1:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $UP
@@ -39,7 +63,7 @@ expect "connected 127.0.0.1:$UP: peer and reply source are 127.0.0.1" 0 "^peer=1
 expect "connected [::1]:$UP: peer and reply source are [::1]" 0 "^peer=\[::1\]:$UP from=\[::1\]:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp ::1 $UP connected
 expect "sendto the host address itself: the real source" 0 "^from=$HOST_IP:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp $HOST_IP $UP
 expect "outside the attached cgroup: nothing on its loopback" 1 "^error=(ECONNREFUSED|EAGAIN)$" -- incg "$CGO" "$PROBE" udp 127.0.0.1 $UP
-check "counters: 4 UDP redirects, 4 replies restored, 4 peers restored" "4 4 4" \
+check "counters: 4 UDP redirects, 4 replies restored, 10 peers restored (8 TCP above, 2 UDP)" "4 4 10" \
 	"$(counter $REL/app udp_redirected) $(counter $REL/app udp_reply_restored) $(counter $REL/app peer_restored)"
 
 echo "# DNS: a real query through 127.0.0.1:53, answered by the host's resolver, accepted by dig"

@@ -269,6 +269,45 @@ static void test_real_peer(void **state)
 	assert_string_equal(buf, "--connect tcp:5434=198.18.0.1 --always");
 }
 
+/* Peer entries: one per TCP target port; a second loopback port to the same target port is recorded. */
+static void test_peer_entries(void **state)
+{
+	const char *connects[] = { "5432=198.18.0.1", "15432=198.18.0.1:5432", "7000-7001=198.18.0.2:8000",
+				   "udp:53=198.18.0.1" };
+	struct hostlo_rule_key k[8], pk[8];
+	struct hostlo_rule_val v[8], pv[8];
+	struct ruleset rs = { 0 };
+	struct rule r;
+	char err[ERRLEN];
+	size_t n, m;
+
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(parse_connect(connects[i], &r, err), 0);
+		assert_int_equal(ruleset_add(&rs, &r, err), 0);
+	}
+	n = ruleset_entries(&rs);
+	assert_int_equal(n, 5);
+	ruleset_expand(&rs, k, v);
+	/* 5432 has the peer entry of target port 5432; 15432 leads there too, so it is recorded */
+	assert_int_equal(v[0].flags & HOSTLO_RULE_RECORD, 0);
+	assert_int_equal(v[1].flags & HOSTLO_RULE_RECORD, HOSTLO_RULE_RECORD);
+	assert_int_equal(v[2].flags & HOSTLO_RULE_RECORD, 0);
+	assert_int_equal(v[3].flags & HOSTLO_RULE_RECORD, 0);
+	assert_int_equal(v[4].flags & HOSTLO_RULE_RECORD, 0); /* udp: never a peer entry */
+	m = ruleset_peers(k, v, n, pk, pv);
+	assert_int_equal(m, 3);
+	assert_int_equal(pk[0].kind, HOSTLO_KIND_PEER_TCP);
+	assert_int_equal(pk[0].port, 5432);
+	assert_int_equal(ntohs(pv[0].port), 5432);
+	assert_int_equal(pv[0].addr, ip("198.18.0.1"));
+	assert_int_equal(pk[1].port, 8000);
+	assert_int_equal(ntohs(pv[1].port), 7000);
+	assert_int_equal(pk[2].port, 8001);
+	assert_int_equal(ntohs(pv[2].port), 7001);
+	assert_int_equal(pv[2].addr, ip("198.18.0.2"));
+}
+
 /* A scratch directory standing in for /proc and a cgroup2 mount. */
 static char root[PATH_MAX];
 
@@ -874,6 +913,7 @@ int main(void)
 	const struct CMUnitTest tree[] = {
 		cmocka_unit_test(test_expand_collapse_steer),
 		cmocka_unit_test(test_real_peer),
+		cmocka_unit_test(test_peer_entries),
 		cmocka_unit_test(test_mountinfo_hybrid),
 		cmocka_unit_test(test_mountinfo_pure_v2_and_escapes),
 		cmocka_unit_test(test_cgroup_from_path),
