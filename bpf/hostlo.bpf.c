@@ -435,6 +435,15 @@ static __always_inline void set_target6(struct bpf_sock_addr *ctx, const struct 
 		ctx->user_port = to->port;
 }
 
+/* Attachments at two levels or more: some may nest, so a call can meet hostlo's program twice. */
+static __always_inline int may_nest(void)
+{
+	__u32 zero = 0;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+
+	return cfg && (cfg->level_mask & (cfg->level_mask - 1));
+}
+
 /*
  * A TCP connect straight to a rule's target, not through loopback: its getpeername is to show that
  * target, not the loopback port the peer entry leads back to, so this (rare) socket is recorded.
@@ -450,7 +459,7 @@ static __always_inline void mark_direct(struct bpf_sock_addr *ctx, __be32 addr, 
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
 	slot = (__u32)(cookie % HOSTLO_REDIRECT_SLOTS);
-	last = bpf_map_lookup_elem(&hostlo_redirected, &slot);
+	last = may_nest() ? bpf_map_lookup_elem(&hostlo_redirected, &slot) : NULL;
 	/* an earlier run of this call redirected it. (Should a preemption between the runs let another
 	 * redirect take the slot, this socket is recorded as direct: its getpeername shows the target, its
 	 * hand-off still reaches the host side.) */
@@ -466,10 +475,15 @@ static __always_inline void mark_direct(struct bpf_sock_addr *ctx, __be32 addr, 
 /* For the later runs of this call (nested attachments): see hostlo_redirected. */
 static __always_inline void note_redirect(struct bpf_sock_addr *ctx)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	__u32 slot = (__u32)(cookie % HOSTLO_REDIRECT_SLOTS);
-	__u64 *last = bpf_map_lookup_elem(&hostlo_redirected, &slot);
+	__u64 cookie;
+	__u32 slot;
+	__u64 *last;
 
+	if (!may_nest())
+		return;
+	cookie = bpf_get_socket_cookie(ctx);
+	slot = (__u32)(cookie % HOSTLO_REDIRECT_SLOTS);
+	last = bpf_map_lookup_elem(&hostlo_redirected, &slot);
 	if (last)
 		*last = cookie;
 }

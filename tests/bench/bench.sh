@@ -185,6 +185,7 @@ for n in 1 1000 10000; do
 	read -r c1 t1 <<<"$(prog_stats connect4)"
 	sample "hook_ns_$n" connect4_real_peer 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
 done
+"$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null # the default again, for the host side
 # the host side on the server's accept(): the getpeername4 program that shows a redirected client as
 # 127.0.0.1 (peer4), and sockops (which marks such sockets), on unrelated (direct) and redirected accepts
 for path in direct hostlo; do
