@@ -147,7 +147,9 @@ live_gen() { bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/attached" | jq -c 
 # rule entries (kinds 1-3), and the TCP peer entries (kind 4) of the live generation
 rule_entries() { bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq '[.[] | select(.key.kind != 4)] | length'; }
 live_peer_ports() {
-	bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq -c --argjson gen "$(live_gen | jq '.[0]')" \
+	local gen
+	gen=$(bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/attached" | jq '.[0].value.gen')
+	bpftool map dump pinned "$HOSTLO_BPFFS/hostlo/rules" | jq -c --argjson gen "$gen" \
 		'[.[] | select(.key.kind == 4 and .key.gen == $gen) | .key.port] | sort'
 }
 before=$(rel_links; live_gen)
