@@ -255,25 +255,25 @@ static uint16_t target_port(const struct hostlo_rule_key *k, const struct hostlo
 	return v->port ? ntohs(v->port) : k->port;
 }
 
+bool portset_add(struct portset *s, uint16_t p)
+{
+	bool had = s->bit[p / 8] & (1u << (p % 8));
+
+	s->bit[p / 8] |= (uint8_t)(1u << (p % 8));
+	return had;
+}
+
 /*
  * A peer entry is keyed by the target's port alone, so of the TCP entries that lead to one target
  * port the first has it and the others are recorded per socket (HOSTLO_RULE_RECORD).
  */
 static void mark_recorded(struct hostlo_rule_key *keys, struct hostlo_rule_val *vals, size_t n)
 {
-	uint8_t *taken = calloc(65536 / 8, 1);
+	struct portset taken = { 0 };
 
-	for (size_t i = 0; i < n; i++) {
-		uint16_t tp = target_port(&keys[i], &vals[i]);
-
-		if (keys[i].kind != HOSTLO_KIND_CONNECT_TCP)
-			continue;
-		if (!taken || taken[tp / 8] & (1u << (tp % 8)))
+	for (size_t i = 0; i < n; i++)
+		if (keys[i].kind == HOSTLO_KIND_CONNECT_TCP && portset_add(&taken, target_port(&keys[i], &vals[i])))
 			vals[i].flags |= HOSTLO_RULE_RECORD;
-		else
-			taken[tp / 8] |= (uint8_t)(1u << (tp % 8));
-	}
-	free(taken);
 }
 
 size_t ruleset_peers(const struct hostlo_rule_key *keys, const struct hostlo_rule_val *vals, size_t n,

@@ -56,6 +56,13 @@ const char *rule_option(const struct rule *r);  /* "--connect" or "--bind" */
 void rule_ports(const struct rule *r, char *buf, size_t len); /* "tcp:5432" or "3000-3010" */
 void rule_target(const struct rule *r, char *buf, size_t len); /* "198.18.0.1:5432" */
 
+/* A set of ports (host order), one bit each. */
+struct portset {
+	uint8_t bit[65536 / 8];
+};
+/* Adds p to s: whether it was there already. */
+bool portset_add(struct portset *s, uint16_t p);
+
 /* Number of per-port map entries the rule set expands to. */
 size_t ruleset_entries(const struct ruleset *rs);
 /* Fills keys/vals (ruleset_entries() each). Every connect rule must have its address by now. A TCP entry

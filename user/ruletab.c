@@ -196,70 +196,68 @@ static int update_entries(struct state *st, struct hostlo_rule_key *keys, struct
 	return e;
 }
 
-/*
- * The peer entries of the live generation that the new rules do not replace: connections made under
- * an earlier rule still find what they asked for. Appended after the m entries of keys/vals.
- */
-static int carry_peers(struct state *st, uint64_t id, __u32 gen, struct hostlo_rule_key **keys,
-		       struct hostlo_rule_val **vals, size_t *m, char *err)
+/* Cgroup id's live generation in *live (0: not attached) and how many peer entries it has. */
+static int live_peers(struct state *st, uint64_t id, __u32 *live, size_t *count, char *err)
 {
 	struct hostlo_attached a;
-	uint8_t *taken;
-	size_t extra = 0, at;
 
+	*live = 0;
+	*count = 0;
 	if (bpf_map_lookup_elem(st->attached_fd, &id, &a) != 0)
 		return 0;
 	if (ruletab_dump(st, err))
 		return -1;
+	*live = a.gen;
 	for (size_t i = 0; i < st->dump_n; i++)
-		extra += st->dump_keys[i].attach_id == id && st->dump_keys[i].gen == a.gen &&
-			 st->dump_keys[i].kind == HOSTLO_KIND_PEER_TCP;
-	if (!extra)
-		return 0;
-	taken = calloc(65536 / 8, 1);
-	struct hostlo_rule_key *k = realloc(*keys, (*m + extra) * sizeof(**keys));
-	if (k)
-		*keys = k;
-	struct hostlo_rule_val *v = k ? realloc(*vals, (*m + extra) * sizeof(**vals)) : NULL;
-	if (v)
-		*vals = v;
-	if (!taken || !k || !v) {
-		free(taken);
-		return seterr(err, "rules: out of memory");
-	}
-	for (size_t i = 0; i < *m; i++)
-		if (k[i].kind == HOSTLO_KIND_PEER_TCP)
-			taken[k[i].port / 8] |= (uint8_t)(1u << (k[i].port % 8));
-	at = *m;
-	for (size_t i = 0; i < st->dump_n; i++) {
-		struct hostlo_rule_key pk = st->dump_keys[i];
-
-		if (pk.attach_id != id || pk.gen != a.gen || pk.kind != HOSTLO_KIND_PEER_TCP ||
-		    taken[pk.port / 8] & (1u << (pk.port % 8)))
-			continue;
-		pk.gen = gen;
-		k[at] = pk;
-		v[at++] = st->dump_vals[i];
-	}
-	*m = at;
-	free(taken);
+		*count += st->dump_keys[i].attach_id == id && st->dump_keys[i].gen == a.gen &&
+			  st->dump_keys[i].kind == HOSTLO_KIND_PEER_TCP;
 	return 0;
+}
+
+/*
+ * Appends to keys/vals[0..m) the peer entries of cgroup id's live generation whose target port the new
+ * peer entries keys[from..m) do not take, as generation gen: connections made under an earlier rule
+ * still find what they asked for. Returns the new count.
+ */
+static size_t carry_peers(const struct state *st, uint64_t id, __u32 live, __u32 gen, struct hostlo_rule_key *keys,
+			  struct hostlo_rule_val *vals, size_t from, size_t m)
+{
+	struct portset taken = { 0 };
+
+	for (size_t i = from; i < m; i++)
+		portset_add(&taken, keys[i].port);
+	for (size_t i = 0; live && i < st->dump_n; i++) {
+		struct hostlo_rule_key k = st->dump_keys[i];
+
+		if (k.attach_id != id || k.gen != live || k.kind != HOSTLO_KIND_PEER_TCP || portset_add(&taken, k.port))
+			continue;
+		k.gen = gen;
+		keys[m] = k;
+		vals[m++] = st->dump_vals[i];
+	}
+	return m;
 }
 
 int ruletab_write(struct state *st, const struct ruleset *rs, uint64_t id, __u32 gen, char *err)
 {
 	struct hostlo_rule_key *keys, *k;
 	struct hostlo_rule_val *vals, *v;
-	size_t n, m;
+	size_t n, m, carried;
+	__u32 live;
 	int e;
 
 	if (ruletab_expand(rs, id, gen, &keys, &vals, &n, err))
 		return -1;
+	if (live_peers(st, id, &live, &carried, err)) {
+		free(keys);
+		free(vals);
+		return -1;
+	}
 	/* room for a peer entry per forward entry, then those carried over */
-	k = realloc(keys, (2 * n + 1) * sizeof(*keys));
+	k = realloc(keys, (2 * n + carried + 1) * sizeof(*keys));
 	if (k)
 		keys = k;
-	v = k ? realloc(vals, (2 * n + 1) * sizeof(*vals)) : NULL;
+	v = k ? realloc(vals, (2 * n + carried + 1) * sizeof(*vals)) : NULL;
 	if (v)
 		vals = v;
 	if (!k || !v) {
@@ -268,11 +266,7 @@ int ruletab_write(struct state *st, const struct ruleset *rs, uint64_t id, __u32
 		return seterr(err, "rules: out of memory");
 	}
 	m = n + ruleset_peers(keys, vals, n, keys + n, vals + n);
-	if (carry_peers(st, id, gen, &keys, &vals, &m, err)) {
-		free(keys);
-		free(vals);
-		return -1;
-	}
+	m = carry_peers(st, id, live, gen, keys, vals, n, m);
 	e = update_entries(st, keys, vals, m);
 	free(keys);
 	free(vals);
