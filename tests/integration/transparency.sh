@@ -41,15 +41,20 @@ expect "two loopback ports to one target: each shows its own ($TP)" 0 "^peer=127
 expect "... and [::1]:25432 from an IPv6 socket" 0 "^peer=\[::1\]:25432 got=host$" -- incg "$APP" "$PROBE" connect ::1 25432
 # a connection made under a rule outlives the rule: after the rules change it still shows what it asked for
 rm -f "$OUT/swapped"
-incg "$APP" "$PROBE" hold 127.0.0.1 25432 "$OUT/swapped" >"$OUT/hold" 2>&1 &
+# (to $TP: restored from the carried-over peer entry; to 25432: from the socket's record)
+incg "$APP" "$PROBE" hold 127.0.0.1 $TP "$OUT/swapped" >"$OUT/hold" 2>&1 &
 hold_pid=$!
-wait_ready "$OUT/hold" || not_ok "a held connection"
+incg "$APP" "$PROBE" hold 127.0.0.1 25432 "$OUT/swapped" >"$OUT/hold2" 2>&1 &
+hold2_pid=$!
+wait_ready "$OUT/hold" && wait_ready "$OUT/hold2" || not_ok "two held connections"
 "$HOSTLO" attach --cgroup $REL --connect udp:$UP --connect udp:$UP2 --connect udp:53 --connect $KP --connect udp:$KU \
 	>/dev/null || not_ok "attach without the TCP rules"
 touch "$OUT/swapped"
-wait $hold_pid
-check "a connection made before its rule was removed: getpeername shows 127.0.0.1:25432 before and after" \
-	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')"
+wait $hold_pid $hold2_pid
+check "a connection made before its rule was removed: getpeername shows 127.0.0.1:$TP before and after" \
+	"peer=127.0.0.1:$TP ready peer=127.0.0.1:$TP" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')"
+check "... and one to the second port (recorded): 127.0.0.1:25432 before and after" \
+	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold2" | sed 's/ $//')"
 expect "after the change, 127.0.0.1:$TP is no longer redirected" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
 expect "and a direct connect to the old target still shows the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
 "$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 --connect udp:53 \
@@ -63,7 +68,7 @@ expect "connected 127.0.0.1:$UP: peer and reply source are 127.0.0.1" 0 "^peer=1
 expect "connected [::1]:$UP: peer and reply source are [::1]" 0 "^peer=\[::1\]:$UP from=\[::1\]:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp ::1 $UP connected
 expect "sendto the host address itself: the real source" 0 "^from=$HOST_IP:$UP got=udp-host$" -- incg "$APP" "$PROBE" udp $HOST_IP $UP
 expect "outside the attached cgroup: nothing on its loopback" 1 "^error=(ECONNREFUSED|EAGAIN)$" -- incg "$CGO" "$PROBE" udp 127.0.0.1 $UP
-check "counters: 4 UDP redirects, 4 replies restored, 10 peers restored (8 TCP above, 2 UDP)" "4 4 10" \
+check "counters: 4 UDP redirects, 4 replies restored, 12 peers restored (10 TCP above, 2 UDP)" "4 4 12" \
 	"$(counter $REL/app udp_redirected) $(counter $REL/app udp_reply_restored) $(counter $REL/app peer_restored)"
 
 echo "# DNS: a real query through 127.0.0.1:53, answered by the host's resolver, accepted by dig"
