@@ -3,6 +3,10 @@
  * Prints "connects=N ok=N failed=N" and how many replies of each kind came back ("host-a=N ...").
  *
  *   loadgen ADDR PORT THREADS TOTAL SECONDS
+ *
+ * With LOADGEN_PAUSE_DIR=DIR it pauses halfway, so a test can change something between two known halves
+ * instead of racing the load: once the first TOTAL/2 connects are done it creates DIR/half and waits for
+ * DIR/go; connect number TOTAL/2 is made alone after that, then DIR/resumed is created and the rest go on.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,8 +24,10 @@
 #define MAX_KINDS 8
 
 static struct sockaddr_in target;
-static atomic_long next_id, ok, failed;
+static atomic_long next_id, ok, failed, done;
+static atomic_int resumed;
 static long total;
+static const char *pause_dir;
 static time_t deadline;
 static struct { char text[64]; atomic_long n; } kinds[MAX_KINDS];
 static pthread_mutex_t kinds_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -40,15 +47,50 @@ static void tally(const char *reply)
 	pthread_mutex_unlock(&kinds_lock);
 }
 
+static void pause_file(const char *name, int create)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", pause_dir, name);
+	if (create) {
+		close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+		return;
+	}
+	while (access(path, F_OK) != 0 && time(NULL) < deadline)
+		usleep(10000);
+}
+
+/* Connect id may start: the halfway pause (LOADGEN_PAUSE_DIR) holds it until its turn. */
+static void wait_turn(long id)
+{
+	long half = total / 2;
+
+	if (!pause_dir || id < half)
+		return;
+	if (id > half) {
+		while (!resumed && time(NULL) < deadline)
+			usleep(1000);
+		return;
+	}
+	while (done < half && time(NULL) < deadline)
+		usleep(1000);
+	pause_file("half", 1);
+	pause_file("go", 0);
+}
+
 static void *worker(void *arg)
 {
 	struct timeval tv = { .tv_sec = 5 };
+	long id;
 
 	(void)arg;
-	while (atomic_fetch_add(&next_id, 1) < total && time(NULL) < deadline) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+	while ((id = atomic_fetch_add(&next_id, 1)) < total && time(NULL) < deadline) {
+		int fd;
 		char buf[64];
 		ssize_t n = -1;
+
+		wait_turn(id);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
 
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (connect(fd, (struct sockaddr *)&target, sizeof(target)) == 0)
@@ -63,6 +105,11 @@ static void *worker(void *arg)
 				snprintf(first_error, sizeof(first_error), "%s", n == 0 ? "EOF" : strerrorname_np(errno));
 		}
 		close(fd);
+		done++;
+		if (pause_dir && id == total / 2) {
+			pause_file("resumed", 1);
+			resumed = 1;
+		}
 	}
 	return NULL;
 }
@@ -81,6 +128,7 @@ int main(int argc, char **argv)
 	threads = atoi(argv[3]);
 	total = atol(argv[4]);
 	deadline = time(NULL) + atoi(argv[5]);
+	pause_dir = getenv("LOADGEN_PAUSE_DIR");
 	if (threads < 1 || threads > 64 || total < 1)
 		return 2;
 	for (int i = 0; i < threads; i++)
