@@ -134,17 +134,14 @@ struct {
  * nearest ancestor (or the caller's own cgroup) that is attached, and its rule for this port. Only
  * levels that hold an attachment are probed, deepest first, so the usual case is two lookups.
  */
-static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_port, __u64 *attach_id)
+static __always_inline struct hostlo_rule_val *lookup_rule(const struct hostlo_config *cfg, __u8 kind, __u16 port,
+							   __u64 *attach_id)
 {
-	struct hostlo_rule_key key = { .port = bpf_ntohs((__u16)user_port), .kind = kind };
-	__u32 zero = 0;
-	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
-
-	if (!cfg)
-		return NULL;
+	struct hostlo_rule_key key = { .port = port, .kind = kind };
 	__u64 mask = cfg->level_mask;
 	__u32 top = cfg->max_level;
 
+	*attach_id = 0;
 	for (__u32 i = 0; i < HOSTLO_MAX_LEVEL; i++) {
 		if (i >= top)
 			break;
@@ -163,6 +160,113 @@ static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_p
 		}
 	}
 	return NULL;
+}
+
+/*
+ * A CPU's last answers of lookup_rule, by caller cgroup, port and kind: the walk over levels and the two
+ * hash lookups cost more than the rest of a connect's program. An answer holds while the loader's
+ * rules_version is the one it was found under (the loader makes it odd while it changes which rules
+ * apply, and no answer is kept or used then). Per CPU, so no lock: a task preempted on this CPU
+ * mid-write leaves seq odd or changed, and the reader then looks the rule up.
+ */
+struct rule_memo {
+	__u32 seq;                       /* odd while being written */
+	__u32 version;                   /* rules_version it was found under */
+	__u64 cgroup_id;                 /* the caller's own cgroup */
+	__u64 attach_id;
+	__u16 port;                      /* host order */
+	__u8 kind;
+	__u8 found;                      /* 0: no rule (also worth remembering) */
+	__u32 pad;
+	struct hostlo_rule_val val;
+};
+
+#define RULE_MEMO_SLOTS 8            /* per CPU, by port and kind */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RULE_MEMO_SLOTS);
+	__type(key, __u32);
+	__type(value, struct rule_memo);
+} hostlo_rule_memo SEC(".maps");
+
+/* Keeps the compiler from moving memory accesses across it: seq is read before and after the fields. */
+#define barrier_() asm volatile("" ::: "memory")
+
+static __always_inline __u32 read_once(const __u32 *p)
+{
+	return *(const volatile __u32 *)p;
+}
+
+static __always_inline void write_once(__u32 *p, __u32 v)
+{
+	*(volatile __u32 *)p = v;
+}
+
+/* The memo's answer (1 with a rule in *buf, 0 for none), or -1 when it has none for this call. */
+static __always_inline int memo_get(const struct rule_memo *m, __u32 version, __u64 cg, __u16 port, __u8 kind,
+				    __u64 *attach_id, struct hostlo_rule_val *buf)
+{
+	__u32 seq = read_once(&m->seq);
+	int found;
+
+	barrier_();
+	if ((seq & 1) || m->version != version || m->cgroup_id != cg || m->port != port || m->kind != kind)
+		return -1;
+	found = m->found;
+	*attach_id = m->attach_id;
+	*buf = m->val;
+	barrier_();
+	return read_once(&m->seq) == seq ? found : -1;
+}
+
+static __always_inline void memo_put(struct rule_memo *m, __u32 version, __u64 cg, __u16 port, __u8 kind,
+				     __u64 attach_id, const struct hostlo_rule_val *r)
+{
+	__u32 seq = read_once(&m->seq) | 1;
+
+	write_once(&m->seq, seq);
+	barrier_();
+	m->version = version;
+	m->cgroup_id = cg;
+	m->port = port;
+	m->kind = kind;
+	m->found = r != NULL;
+	m->attach_id = attach_id;
+	if (r)
+		m->val = *r;
+	barrier_();
+	write_once(&m->seq, seq + 1);
+}
+
+/* The caller's rule for this port and kind, copied to *buf (returned), or NULL. */
+static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_port, __u64 *attach_id,
+							 struct hostlo_rule_val *buf)
+{
+	__u16 port = bpf_ntohs((__u16)user_port);
+	__u32 zero = 0, slot = (port ^ kind) & (RULE_MEMO_SLOTS - 1), version;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+	struct rule_memo *m = bpf_map_lookup_elem(&hostlo_rule_memo, &slot);
+	struct hostlo_rule_val *r;
+	__u64 cg = 0;
+	int found;
+
+	if (!cfg)
+		return NULL;
+	version = read_once(&cfg->rules_version);
+	barrier_(); /* the version before the lookup: a change after it makes what is found here stale */
+	if (m && !(version & 1)) {
+		cg = bpf_get_current_cgroup_id();
+		found = memo_get(m, version, cg, port, kind, attach_id, buf);
+		if (found >= 0)
+			return found ? buf : NULL;
+	}
+	r = lookup_rule(cfg, kind, port, attach_id);
+	if (r)
+		*buf = *r;
+	if (m && !(version & 1))
+		memo_put(m, version, cg, port, kind, *attach_id, r ? buf : NULL);
+	return r ? buf : NULL;
 }
 
 /* addr may be a TCP rule's target: beyond loopback, the only addresses hostlo looks at. */
@@ -184,13 +288,14 @@ static __always_inline int peer_target(__be32 addr)
 }
 
 /* The caller's peer entry for the TCP target addr:port (val.port: the loopback port it stands for), or NULL. */
-static __always_inline struct hostlo_rule_val *find_peer(__be32 addr, __be16 port, __u64 *attach_id)
+static __always_inline struct hostlo_rule_val *find_peer(__be32 addr, __be16 port, __u64 *attach_id,
+							 struct hostlo_rule_val *buf)
 {
 	struct hostlo_rule_val *p;
 
 	if (!peer_target(addr))
 		return NULL;
-	p = find_rule(HOSTLO_KIND_PEER_TCP, (__u32)port, attach_id);
+	p = find_rule(HOSTLO_KIND_PEER_TCP, (__u32)port, attach_id, buf);
 	return p && p->addr == addr ? p : NULL;
 }
 
@@ -307,9 +412,9 @@ static __always_inline int local_listener(struct bpf_sock_addr *ctx, __u8 kind, 
 
 /* The rule that redirects this loopback call, or NULL to leave it alone (no rule, or kept local). */
 static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig,
-						      __u64 *attach_id)
+						      __u64 *attach_id, struct hostlo_rule_val *buf)
 {
-	struct hostlo_rule_val *to = find_rule(kind, ctx->user_port, attach_id);
+	struct hostlo_rule_val *to = find_rule(kind, ctx->user_port, attach_id, buf);
 
 	if (!to)
 		return NULL;
@@ -450,12 +555,13 @@ static __always_inline int may_nest(void)
  */
 static __always_inline void mark_direct(struct bpf_sock_addr *ctx, __be32 addr, __be16 port)
 {
+	struct hostlo_rule_val rule;
 	__u64 attach_id, cookie;
 	struct hostlo_sock *s;
 	__u64 *last;
 	__u32 slot;
 
-	if (!find_peer(addr, port, &attach_id))
+	if (!find_peer(addr, port, &attach_id, &rule))
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
 	slot = (__u32)(cookie % HOSTLO_REDIRECT_SLOTS);
@@ -496,7 +602,7 @@ static __always_inline enum hostlo_counter redirect_counter(__u8 kind)
 static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 {
 	__u8 kind = connect_kind(ctx);
-	struct hostlo_rule_val *to;
+	struct hostlo_rule_val rule, *to;
 	__u64 attach_id;
 
 	if (!kind || (!connected && kind != HOSTLO_KIND_CONNECT_UDP))
@@ -506,7 +612,7 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 			mark_direct(ctx, ctx->user_ip4, (__be16)ctx->user_port);
 		return SYS_PROCEED;
 	}
-	to = decide(ctx, kind, HOSTLO_ORIG_LO4, &attach_id);
+	to = decide(ctx, kind, HOSTLO_ORIG_LO4, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	if (kind == HOSTLO_KIND_CONNECT_TCP)
@@ -521,7 +627,7 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 {
 	__u8 kind = connect_kind(ctx), orig;
-	struct hostlo_rule_val *to;
+	struct hostlo_rule_val rule, *to;
 	__u64 attach_id;
 
 	if (!kind)
@@ -534,7 +640,7 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 			mark_direct(ctx, ctx->user_ip6[3], (__be16)ctx->user_port);
 		return SYS_PROCEED;
 	}
-	to = decide(ctx, kind, orig, &attach_id);
+	to = decide(ctx, kind, orig, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	if (kind == HOSTLO_KIND_CONNECT_TCP)
@@ -603,7 +709,7 @@ static __always_inline __u8 asked(struct bpf_sock_addr *ctx, __be32 addr, __be16
 {
 	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
 	struct hostlo_xlat *x = s ? reverse(s, addr, port, udp) : NULL;
-	struct hostlo_rule_val *p;
+	struct hostlo_rule_val rule, *p;
 
 	if (x) {
 		*orig_port = x->orig_port;
@@ -612,7 +718,7 @@ static __always_inline __u8 asked(struct bpf_sock_addr *ctx, __be32 addr, __be16
 	}
 	if (udp || ctx->type != SOCK_STREAM)
 		return HOSTLO_ORIG_NONE;
-	p = find_peer(addr, port, attach_id);
+	p = find_peer(addr, port, attach_id, &rule);
 	if (!p)
 		return HOSTLO_ORIG_NONE;
 	*orig_port = p->port;
@@ -686,12 +792,12 @@ int hostlo_recvmsg6(struct bpf_sock_addr *ctx)
 SEC("cgroup/bind4")
 int hostlo_bind4(struct bpf_sock_addr *ctx)
 {
-	struct hostlo_rule_val *to;
+	struct hostlo_rule_val rule, *to;
 	__u64 attach_id;
 
 	if (ctx->user_ip4 != bpf_htonl(LOOPBACK4))
 		return SYS_PROCEED;
-	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id);
+	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	ctx->user_ip4 = to->addr;
@@ -704,12 +810,12 @@ int hostlo_bind4(struct bpf_sock_addr *ctx)
 SEC("cgroup/bind6")
 int hostlo_bind6(struct bpf_sock_addr *ctx)
 {
-	struct hostlo_rule_val *to;
+	struct hostlo_rule_val rule, *to;
 	__u64 attach_id;
 
 	if (loopback6(ctx) != HOSTLO_ORIG_LO6)
 		return SYS_PROCEED;
-	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id);
+	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	ctx->user_ip6[3] = 0;

@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 8
+#define HOSTLO_ABI_VERSION 9
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -214,6 +214,10 @@ struct hostlo_config {
 	__u32 npeer_addrs;               /* target addresses of every TCP peer entry; more than
 	                                    HOSTLO_PEER_ADDRS: peer_addrs is not used, every address is checked */
 	__be32 peer_addrs[8];            /* a connect or getpeername to any other address is none of hostlo's */
+	__u32 rules_version;             /* changed around every change of which rules apply (attached cgroups,
+	                                    generations, levels): odd while one is under way. The programs'
+	                                    per-CPU memo of rules found holds only for the version it saw */
+	__u32 pad2;
 };
 #define HOSTLO_PEER_ADDRS 8
 

@@ -44,6 +44,31 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 	return same;
 }
 
+/*
+ * The programs keep a per-CPU memo of the rules they found, valid for one rules_version (hostlo.h): it is
+ * odd from before a change of which rules apply (attached cgroups, their generations, levels) until after
+ * it, then the next even value, so nothing found before or during the change is used after it.
+ */
+static void version_changing(struct hostlo_config *cfg)
+{
+	cfg->rules_version |= 1;
+}
+
+static void version_changed(struct hostlo_config *cfg)
+{
+	cfg->rules_version = (cfg->rules_version | 1) + 1;
+}
+
+static int rules_changing(struct state *st, char *err)
+{
+	struct hostlo_config cfg;
+
+	if (state_config_read(st, &cfg, err))
+		return -1;
+	version_changing(&cfg);
+	return state_config_write(st, &cfg, err);
+}
+
 /* One attach in progress: what it changes, and what a failure puts back. */
 struct attach_txn {
 	uint64_t id;
@@ -72,6 +97,7 @@ static int begin(struct state *st, const struct cgroup *cg, const struct ruleset
 	x->next.gen = ++x->cfg.last_gen ? x->cfg.last_gen : ++x->cfg.last_gen;
 	if (x->next.steers || (x->was && x->cur.steers))
 		x->cfg.host_pending = 1; /* steering rules come or go: the host side follows, now or next command */
+	version_changing(&x->cfg);
 	if (state_config_write(st, &x->cfg, err))
 		return -1;
 	x->saved_cfg = x->cfg;
@@ -106,6 +132,7 @@ static int make_live(struct state *st, const struct cgroup *cg, struct attach_tx
 	if ((__u32)cg->level > x->cfg.max_level)
 		x->cfg.max_level = (__u32)cg->level;
 	x->cfg.attach_pending = x->id; /* a crash before all links exist: the next command removes the attachment */
+	version_changed(&x->cfg);
 	if (state_config_write(st, &x->cfg, err))
 		return -1;
 	crash_point("attach:config");
@@ -141,6 +168,7 @@ static int link_hooks(struct state *st, const struct cgroup *cg, int cg_fd, stru
 static void rollback(struct state *st, const struct attach_txn *x)
 {
 	char p[PATH_MAX], scratch[ERRLEN];
+	struct hostlo_config cfg = x->saved_cfg;
 
 	for (int h = 0; h < NR_HOOKS; h++) {
 		if (x->created[h]) {
@@ -152,7 +180,9 @@ static void rollback(struct state *st, const struct attach_txn *x)
 		bpf_map_update_elem(st->attached_fd, &x->id, &x->cur, BPF_ANY);
 	else
 		bpf_map_delete_elem(st->attached_fd, &x->id);
-	state_config_write(st, &x->saved_cfg, scratch);
+	cfg.rules_version = x->cfg.rules_version; /* never back: a memo of the new rules must not hold again */
+	version_changed(&cfg);
+	state_config_write(st, &cfg, scratch);
 }
 
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
@@ -205,6 +235,7 @@ static int recompute_config(struct state *st, char *err)
 	}
 	cfg.level_mask = 0;
 	cfg.max_level = 0;
+	version_changed(&cfg);
 	for (size_t i = 0; i < t.n; i++) {
 		int level = t.vals[i].level;
 
@@ -237,6 +268,8 @@ static int detach_one(struct state *st, uint64_t id, struct cgtree *tree, char *
 		return -1;
 	links_unpin(st, id);
 	crash_point("detach:unlinked");
+	if (rules_changing(st, err))
+		return -1;
 	if (bpf_map_delete_elem(st->attached_fd, &id) != 0 && errno != ENOENT)
 		return seterr(err, "remove rules of cgroup %llu: %s", (unsigned long long)id, strerror(errno));
 	crash_point("detach:rules");
@@ -338,6 +371,10 @@ static int remove_broken(struct state *st, struct cgtree *tree, const uint64_t *
 			continue;
 		host_follows(st, ids[i], err);
 		links_unpin(st, ids[i]);
+		if (!removed && rules_changing(st, err)) { /* state_gc's recompute_config ends the change */
+			free(ids);
+			return -1;
+		}
 		bpf_map_delete_elem(st->attached_fd, &ids[i]);
 		removed++; /* its counters go with the vanished ones, in counters_drop */
 		crash_point("gc:removed");

@@ -2,7 +2,7 @@
 # core.sh: hostlo's core promise against the real kernel, driven only through the CLI, asserted from
 # the application's side (sockprobe's getpeername/getsockname and the bytes a real server sent).
 source "$(dirname "$0")/../lib.sh"
-require unshare
+require unshare taskset
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 setup_host
@@ -264,6 +264,25 @@ expect_error "-j: a failure is one JSON line on stderr" 1 '^\{"error":"detach /h
 	"$HOSTLO" detach --cgroup $REL -j
 check "-j: and nothing on stdout" "" "$("$HOSTLO" detach --cgroup $REL -j 2>/dev/null)"
 expect_error "-j: a command-line mistake stays text" 2 "^hostlo: --pid x: not a process id" -- "$HOSTLO" stats --pid x -j
+
+echo "# a rule change is seen at once on the CPU that found the old rule (the programs' per-CPU memo)"
+"$HOSTLO" detach --all >/dev/null
+RP=$((RANGE_LO + 1))   # range1 listens there on the host; no rule names it yet
+on_cpu0() { incg "$1" taskset -c 0 "$PROBE" connect 127.0.0.1 "$2"; }
+mkdir -p "$APP/inner"
+"$HOSTLO" attach --cgroup $REL/app --connect $HP=$HOST_IP >/dev/null
+on_cpu0 "$APP" $HP >/dev/null   # CPU 0 remembers this rule,
+on_cpu0 "$APP" $RP >/dev/null   # and that port $RP has none
+"$HOSTLO" attach --cgroup $REL/app --connect $HP=$HOST_IP:$HP2 --connect $RP=$HOST_IP >/dev/null
+expect "a changed rule: the next connect on that CPU goes to the new target" 0 "^peer=127.0.0.1:$HP got=host2$" -- \
+	on_cpu0 "$APP" $HP
+expect "a port that had no rule: the new rule applies at once" 0 "^peer=127.0.0.1:$RP got=range1$" -- on_cpu0 "$APP" $RP
+"$HOSTLO" attach --cgroup $REL/app/inner --connect $HP=$HOST_IP >/dev/null
+expect "a nested attachment: its rule, not the parent's" 0 "got=host$" -- on_cpu0 "$APP/inner" $HP
+"$HOSTLO" detach --cgroup $REL/app/inner >/dev/null
+expect "detached again: the parent's rule at once" 0 "got=host2$" -- on_cpu0 "$APP/inner" $HP
+"$HOSTLO" detach --all >/dev/null
+rmdir "$APP/inner"
 
 echo "# text tables stay aligned with a long cgroup path"
 LONG=$REL/$(printf 'a-rather-long-cgroup-name-%.0s' 1 2 3)
