@@ -12,6 +12,9 @@ OUT=$STATE/out
 mkdir -p "$OUT"
 APP=$CGT/app REL=/hostlo-test
 
+# exit_note RC: nothing for 0, else " (exit RC)", appended to what a check compares.
+exit_note() { [ "$1" = 0 ] || echo " (exit $1)"; }
+
 on_host "$PROBE" serve $HOST_IP $TP host 600 >"$OUT/tcp" 2>&1 &
 on_host "$PROBE" serve $HOST_IP $KP host-kp 600 >"$OUT/kp" 2>&1 &
 on_host "$PROBE" udpserve $HOST_IP $UP udp-host 600 >"$OUT/udp" 2>&1 &
@@ -50,11 +53,13 @@ wait_ready "$OUT/hold" && wait_ready "$OUT/hold2" || not_ok "two held connection
 "$HOSTLO" attach --cgroup $REL --connect udp:$UP --connect udp:$UP2 --connect udp:53 --connect $KP --connect udp:$KU \
 	>/dev/null || not_ok "attach without the TCP rules"
 touch "$OUT/swapped"
-wait $hold_pid $hold2_pid
+wait $hold_pid; hold_rc=$?
+wait $hold2_pid; hold2_rc=$?
+# (a hold that failed, e.g. "error=timeout", also shows its exit status)
 check "a connection made before its rule was removed: getpeername shows 127.0.0.1:$TP before and after" \
-	"peer=127.0.0.1:$TP ready peer=127.0.0.1:$TP" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')"
+	"peer=127.0.0.1:$TP ready peer=127.0.0.1:$TP" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')$(exit_note $hold_rc)"
 check "... and one to the second port (recorded): 127.0.0.1:25432 before and after" \
-	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold2" | sed 's/ $//')"
+	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold2" | sed 's/ $//')$(exit_note $hold2_rc)"
 expect "after the change, 127.0.0.1:$TP is no longer redirected" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
 expect "and a direct connect to the old target still shows the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
 "$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 --connect udp:53 \
