@@ -3,8 +3,9 @@
  *   sockprobe serve ADDR PORT REPLY SECONDS   listen; answer every client with REPLY; stop after SECONDS
  *   sockprobe connect ADDR PORT [COUNT]       connect COUNT times; print "peer=A:P got=REPLY" or
  *                                             "error=ERRNO_NAME"; exit 1 on any failure
- *   sockprobe hold ADDR PORT FILE             connect, print "peer=A:P" and "ready", wait (30 s at most)
- *                                             until FILE exists, print "peer=A:P" again
+ *   sockprobe hold ADDR PORT FILE             connect, print "peer=A:P" and "ready", wait until FILE
+ *                                             exists, print "peer=A:P" again ("error=timeout" and exit 1
+ *                                             if FILE did not appear within 30 s)
  *   sockprobe bind ADDR PORT SECONDS          bind+listen; print "local=A:P", answer one client "bound"
  *   sockprobe udpserve ADDR PORT REPLY SECONDS  answer every datagram with REPLY
  *   sockprobe udpfan ADDR LO HI              one socket sends to ports LO..HI, then prints each reply
@@ -156,8 +157,13 @@ static int hold(const char *addr, const char *port, const char *file)
 		return 1;
 	}
 	printf("peer=%s\nready\n", fmt(&peer, buf, sizeof(buf)));
-	for (int i = 0; i < 300 && access(file, F_OK) != 0; i++)
+	for (int i = 0; access(file, F_OK) != 0; i++) {
+		if (i == 300) {
+			printf("error=timeout\n");
+			return 1;
+		}
 		usleep(100000);
+	}
 	plen = sizeof(peer);
 	if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
 		printf("error=%s\n", strerrorname_np(errno));

@@ -35,6 +35,30 @@ wait_ready() {
 	return 1
 }
 
+# probe_of JOB: the sockprobe that `incg ... &` or `on_host ... &` started. JOB ($!) is the subshell
+# running the function; its child is the `bash -c`, which became sockprobe (incg: through the exec of
+# ip netns exec, which execs without forking).
+probe_of() { pgrep -P "$1" -x sockprobe; }
+
+# listening JOB FILE: that sockprobe listener printed "ready" to FILE and still runs (not a zombie: a
+# listener gone, its socket closed).
+listening() {
+	local pid st
+	pid=$(probe_of "$1") && st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) &&
+		[ -n "$st" ] && [ "$st" != Z ] && grep -q '^ready$' "$2"
+}
+
+# stop_listener JOB: ends that sockprobe listener now and waits until it has exited (its port is free).
+# Listeners that must outlast a step on a slow guest live long and are stopped so; teardown kills any
+# left over (they run in the test's cgroups).
+stop_listener() {
+	local pid
+	pid=$(probe_of "$1")
+	kill ${pid:-$1} 2>/dev/null   # the subshell waits for its child: killed alone it would leave it running
+	wait "$1" 2>/dev/null
+	return 0
+}
+
 kill_cgroup() {
 	local cg=$1 d procs
 	[ -d "$cg" ] || return 0

@@ -27,14 +27,17 @@ APP=$CGT/app
 REL=/hostlo-test
 
 # bind_probe CG ADDR PORT: an app in CG binds ADDR:PORT; prints its local address, then what a client
-# on the host side got when connecting to the container's address on PORT.
+# on the host side got when connecting to the container's address on PORT. A listener that did not come
+# up fails it (wait_ready's message is in the output). The listener lives 30 s (a slow guest must not
+# outlast it before the host connects) and is stopped after that connect: the port is free for the next case.
 bind_probe() {
-	local f=$OUT/bind.$RANDOM
-	incg "$1" "$PROBE" bind "$2" "$3" 2 >"$f" 2>&1 &
-	wait_ready "$f" >/dev/null 2>&1
+	local f=$OUT/bind.$RANDOM job
+	incg "$1" "$PROBE" bind "$2" "$3" 30 >"$f" 2>&1 &
+	job=$!
+	wait_ready "$f" || { stop_listener $job; return 1; }
 	grep '^local=' "$f"
 	on_host "$PROBE" connect $CONT_IP "$3" 2>&1 | sed 's/^/host:/'
-	wait  # the listener stops by itself after one client or 2 s: the port is free for the next case
+	stop_listener $job   # it stops by itself after one client; not when no client reached it
 }
 
 echo "# without hostlo: both everyday failures reproduce"

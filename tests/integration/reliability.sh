@@ -38,15 +38,16 @@ state() {
 	else echo "HALF: listed=$listed hooks=$hooks links=$links connect=$conn"; fi
 }
 
-# same_programs: every link on the cgroup runs the program pinned for its hook.
+# same_programs: every link on the cgroup runs the program pinned for its hook ("same"; otherwise the
+# hooks whose ids differ or are not numbers, e.g. null for a program that is missing on both sides).
 same_programs() {
-	local h want got bad=0
+	local h want got bad=
 	for h in connect4 connect6 bind4 bind6 getpeername4 getpeername6 sendmsg4 recvmsg4 recvmsg6; do
 		want=$(bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$h" | jq .id)
 		got=$(cgroup_progs "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n) | .id] | first')
-		[ "$want" = "$got" ] || bad=1
+		[[ $want =~ ^[0-9]+$ ]] && [ "$want" = "$got" ] || bad="$bad $h:pinned=${want:-none},linked=${got:-none}"
 	done
-	[ $bad = 0 ] && echo same || echo differ
+	echo "${bad:+differ:}${bad:-same}"
 }
 
 kills=0

@@ -12,6 +12,18 @@ OUT=$STATE/out
 mkdir -p "$OUT"
 APP=$CGT/app REL=/hostlo-test
 
+# exit_note RC: nothing for 0, else " (exit RC)", appended to what a check compares.
+exit_note() { [ "$1" = 0 ] || echo " (exit $1)"; }
+# while_listening JOB FILE CMD...: CMD, then fails saying so unless the local listener JOB (which CMD
+# must bypass) was listening throughout: a check that it was bypassed must not pass because there was none.
+while_listening() {
+	local job=$1 file=$2 rc
+	shift 2
+	"$@"; rc=$?
+	listening "$job" "$file" || { echo "the local listener was not listening: $(tr '\n' ' ' <"$file")"; return 1; }
+	return $rc
+}
+
 on_host "$PROBE" serve $HOST_IP $TP host 600 >"$OUT/tcp" 2>&1 &
 on_host "$PROBE" serve $HOST_IP $KP host-kp 600 >"$OUT/kp" 2>&1 &
 on_host "$PROBE" udpserve $HOST_IP $UP udp-host 600 >"$OUT/udp" 2>&1 &
@@ -50,11 +62,13 @@ wait_ready "$OUT/hold" && wait_ready "$OUT/hold2" || not_ok "two held connection
 "$HOSTLO" attach --cgroup $REL --connect udp:$UP --connect udp:$UP2 --connect udp:53 --connect $KP --connect udp:$KU \
 	>/dev/null || not_ok "attach without the TCP rules"
 touch "$OUT/swapped"
-wait $hold_pid $hold2_pid
+wait $hold_pid; hold_rc=$?
+wait $hold2_pid; hold2_rc=$?
+# (a hold that failed, e.g. "error=timeout", also shows its exit status)
 check "a connection made before its rule was removed: getpeername shows 127.0.0.1:$TP before and after" \
-	"peer=127.0.0.1:$TP ready peer=127.0.0.1:$TP" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')"
+	"peer=127.0.0.1:$TP ready peer=127.0.0.1:$TP" "$(tr '\n' ' ' <"$OUT/hold" | sed 's/ $//')$(exit_note $hold_rc)"
 check "... and one to the second port (recorded): 127.0.0.1:25432 before and after" \
-	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold2" | sed 's/ $//')"
+	"peer=127.0.0.1:25432 ready peer=127.0.0.1:25432" "$(tr '\n' ' ' <"$OUT/hold2" | sed 's/ $//')$(exit_note $hold2_rc)"
 expect "after the change, 127.0.0.1:$TP is no longer redirected" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $TP
 expect "and a direct connect to the old target still shows the real peer" 0 "^peer=$HOST_IP:$TP got=host$" -- incg "$APP" "$PROBE" connect $HOST_IP $TP
 "$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 --connect udp:53 \
@@ -76,27 +90,27 @@ expect "dig @127.0.0.1 resolves through the host's dnsmasq" 0 "^198.18.0.99$" --
 expect "outside the attached cgroup dig gets no answer" 9 "no servers could be reached" -- incg "$CGO" dig +short +time=1 +tries=1 @127.0.0.1 hostlo.test
 
 echo "# local listeners win"
-incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 3 >"$OUT/local" 2>&1 &
+incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 120 >"$OUT/local" 2>&1 &
 local_pid=$!
 wait_ready "$OUT/local"
 before=$(counter $REL/app connect_kept_local)
 expect "a listener on 127.0.0.1:$KP in the container keeps its clients" 0 "^peer=127.0.0.1:$KP got=local$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
 check "counted as connect_kept_local" $((before + 1)) "$(counter $REL/app connect_kept_local)"
-wait $local_pid
+stop_listener $local_pid
 expect "once it stops listening, the next connect is redirected" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
-incg "$CGO" "$PROBE" udpserve 127.0.0.1 $KU udp-local 2 >"$OUT/ulocal" 2>&1 &
+incg "$CGO" "$PROBE" udpserve 127.0.0.1 $KU udp-local 120 >"$OUT/ulocal" 2>&1 &
 ulocal_pid=$!
 wait_ready "$OUT/ulocal"
 expect "UDP: a socket bound to 127.0.0.1:$KU in the container keeps its datagrams" 0 "^from=127.0.0.1:$KU got=udp-local$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $KU
 "$HOSTLO" attach --cgroup $REL --connect $TP --connect $KP --always --connect udp:$KU --always >/dev/null
-expect "--always: the UDP datagram goes to the host anyway" 0 "^from=127.0.0.1:$KU got=udp-host-ku$" -- incg "$APP" "$PROBE" udp 127.0.0.1 $KU
-wait $ulocal_pid
-incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 3 >"$OUT/local2" 2>&1 &
+expect "--always: the UDP datagram goes to the host anyway" 0 "^from=127.0.0.1:$KU got=udp-host-ku$" -- while_listening $ulocal_pid "$OUT/ulocal" incg "$APP" "$PROBE" udp 127.0.0.1 $KU
+stop_listener $ulocal_pid
+incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 120 >"$OUT/local2" 2>&1 &
 local_pid=$!
 wait_ready "$OUT/local2"
-expect "--always: the TCP connect goes to the host anyway" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
+expect "--always: the TCP connect goes to the host anyway" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- while_listening $local_pid "$OUT/local2" incg "$APP" "$PROBE" connect 127.0.0.1 $KP
 expect "list shows --always" 0 "--connect tcp:$KP=$HOST_IP --always" -- "$HOSTLO" list
-wait $local_pid
+stop_listener $local_pid
 
 echo "# per-socket state is bounded and goes with the socket"
 "$HOSTLO" attach --cgroup $REL --connect $TP --connect udp:$UP --connect udp:$UP2 >/dev/null
