@@ -221,6 +221,11 @@ k0=$(kmem) t0=$(date +%s%N)
 for i in $(seq "$SCALE_N"); do "$HOSTLO" attach --cgroup /$HL_NAME-scale/c$i --connect $P=$HOST_IP >/dev/null || exit 1; done
 t1=$(date +%s%N) k1=$(kmem)
 sample attach_ms scale 0 "$(awk -v d=$((t1 - t0)) -v n="$SCALE_N" 'BEGIN { printf "%.2f", d / n / 1e6 }')" ms/attach
+# what any hostlo command pays before its own work (fork, exec, the dynamic loader): the floor of the above
+t0=$(date +%s%N)
+for _ in $(seq 100); do "$HOSTLO" version >/dev/null; done
+t1=$(date +%s%N)
+sample start_ms scale 0 "$(awk -v d=$((t1 - t0)) 'BEGIN { printf "%.2f", d / 100 / 1e6 }')" ms/start
 sample kmem_kib scale 0 "$(awk -v d=$((k1 - k0)) -v n="$SCALE_N" 'BEGIN { printf "%.1f", d / n }')" KiB/cgroup
 for i in $(seq "$SCALE_N"); do   # one connect from each cgroup: a counter row each
 	bash -c 'echo $$ > "$1/cgroup.procs" && exec ip netns exec "$2" "$3" rate "$4" "$5" 1 1' _ "$SC/c$i" "$NS" "$BENCH" 127.0.0.1 $P >/dev/null

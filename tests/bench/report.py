@@ -60,7 +60,7 @@ host_hook = {f"{h}_{p}": med("hook_ns_host", f"{h}_{p}") for h in ("peer4", "soc
 summary["host_hook_ns_per_call"] = host_hook
 rate_peer = {m: med("rate_peer", m) for m in ("local", "real")}
 summary["rate_peer"] = rate_peer
-scale = {k: med(k, "scale") for k in ("attach_ms", "kmem_kib", "stats_rows",
+scale = {k: med(k, "scale") for k in ("attach_ms", "start_ms", "kmem_kib", "stats_rows",
                                        "stats_ms_text", "stats_ms_json")}
 scale["rate_scaled_ratio"] = (med("rate_scaled", "hostlo") or 0) / (med("rate_scaled", "direct") or 1)
 summary["scale"] = scale
@@ -100,8 +100,8 @@ for h in ("peer4", "sockops"):
     lines.append(f"| {h} | {host_hook[h + '_direct'] or 0:g} | {host_hook[h + '_hostlo'] or 0:g} |")
 lines += ["", f"redirected connection rate: client shown as 127.0.0.1 {rate_peer['local'] or 0:g} conn/s, "
           f"--real-peer {rate_peer['real'] or 0:g} conn/s"]
-lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): attach {scale['attach_ms']:g} ms each, "
-          f"kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta), "
+lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): attach {scale['attach_ms']:g} ms each "
+          f"(a hostlo process's start alone, `hostlo version`: {scale['start_ms'] or 0:g} ms), kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta), "
           f"`hostlo stats` {scale['stats_ms_text']:g} ms, "
           f"`stats -j` {scale['stats_ms_json']:g} ms, connection rate hostlo/direct with them attached "
           f"{scale['rate_scaled_ratio']:.2f}x",
