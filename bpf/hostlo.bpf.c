@@ -166,8 +166,11 @@ static __always_inline struct hostlo_rule_val *lookup_rule(const struct hostlo_c
  * A CPU's last answers of lookup_rule, by caller cgroup, port and kind: the walk over levels and the two
  * hash lookups cost more than the rest of a connect's program. An answer holds while the loader's
  * rules_version is the one it was found under (the loader makes it odd while it changes which rules
- * apply, and no answer is kept or used then). Per CPU, so no lock: a task preempted on this CPU
- * mid-write leaves seq odd or changed, and the reader then looks the rule up.
+ * apply, and no answer is kept or used then). Per CPU, so no lock, but a task can be preempted on this
+ * CPU (migration is disabled, preemption is not): a reader that a writer interrupts sees seq change,
+ * and two writers interleaved (one preempted mid-write by the other, on a fully preemptible kernel)
+ * can leave one's key beside the other's rule under an even seq, which the check catches: it is a hash
+ * of the whole slot as its writer meant it. Either way the reader looks the rule up.
  */
 struct rule_memo {
 	__u32 seq;                       /* odd while being written */
@@ -176,8 +179,8 @@ struct rule_memo {
 	__u64 attach_id;
 	__u16 port;                      /* host order */
 	__u8 kind;
-	__u8 found;                      /* 0: no rule (also worth remembering) */
-	__u32 pad;
+	__u8 found;                      /* 0: no rule (also worth remembering); val is zero then */
+	__u32 check;                     /* memo_check() of the fields, by their writer */
 	struct hostlo_rule_val val;
 };
 
@@ -203,12 +206,31 @@ static __always_inline void write_once(__u32 *p, __u32 v)
 	*(volatile __u32 *)p = v;
 }
 
+static __always_inline __u64 mix(__u64 h, __u64 w)
+{
+	h = (h ^ w) * 0xff51afd7ed558ccdULL;
+	return h ^ (h >> 32);
+}
+
+static __always_inline __u32 memo_check(__u32 version, __u64 cg, __u64 attach_id, __u16 port, __u8 kind, __u8 found,
+					const struct hostlo_rule_val *v)
+{
+	__u64 h = 0x9e3779b97f4a7c15ULL;
+
+	h = mix(h, (__u64)version << 32 | (__u64)port << 16 | (__u64)kind << 8 | found);
+	h = mix(h, cg);
+	h = mix(h, attach_id);
+	h = mix(h, (__u64)v->addr << 32 | (__u64)v->port << 16 | v->flags);
+	h = mix(h, v->host_ifindex);
+	return (__u32)h;
+}
+
 /* The memo's answer (1 with a rule in *buf, 0 for none), or -1 when it has none for this call. */
 static __always_inline int memo_get(const struct rule_memo *m, __u32 version, __u64 cg, __u16 port, __u8 kind,
 				    __u64 *attach_id, struct hostlo_rule_val *buf)
 {
-	__u32 seq = read_once(&m->seq);
-	int found;
+	__u32 seq = read_once(&m->seq), check;
+	__u8 found;
 
 	barrier_();
 	if ((seq & 1) || m->version != version || m->cgroup_id != cg || m->port != port || m->kind != kind)
@@ -216,8 +238,11 @@ static __always_inline int memo_get(const struct rule_memo *m, __u32 version, __
 	found = m->found;
 	*attach_id = m->attach_id;
 	*buf = m->val;
+	check = m->check;
 	barrier_();
-	return read_once(&m->seq) == seq ? found : -1;
+	if (read_once(&m->seq) != seq || check != memo_check(version, cg, *attach_id, port, kind, found, buf))
+		return -1;
+	return found;
 }
 
 static __always_inline void memo_put(struct rule_memo *m, __u32 version, __u64 cg, __u16 port, __u8 kind,
@@ -233,8 +258,8 @@ static __always_inline void memo_put(struct rule_memo *m, __u32 version, __u64 c
 	m->kind = kind;
 	m->found = r != NULL;
 	m->attach_id = attach_id;
-	if (r)
-		m->val = *r;
+	m->val = r ? *r : (struct hostlo_rule_val){};
+	m->check = memo_check(version, cg, attach_id, port, kind, r != NULL, &m->val);
 	barrier_();
 	write_once(&m->seq, seq + 1);
 }

@@ -47,7 +47,9 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 /*
  * The programs keep a per-CPU memo of the rules they found, valid for one rules_version (hostlo.h): it is
  * odd from before a change of which rules apply (attached cgroups, their generations, levels) until after
- * it, then the next even value, so nothing found before or during the change is used after it.
+ * it, then the next even value, so nothing found before or during the change is used after it. The
+ * even value is written alone, after everything else of the change (a config write is a memcpy whose
+ * parts other CPUs may see in any order).
  */
 static void version_changing(struct hostlo_config *cfg)
 {
@@ -56,7 +58,14 @@ static void version_changing(struct hostlo_config *cfg)
 
 static void version_changed(struct hostlo_config *cfg)
 {
+#if defined(__x86_64__) || defined(__i386__)
 	cfg->rules_version = (cfg->rules_version | 1) + 1;
+#else
+	/* Only x86 keeps a program's read of the version before its map reads (a total store order): on
+	 * a weaker CPU a program could read the new version and an old rule and keep the pair. So the
+	 * version stays odd there, and the memo unused. */
+	cfg->rules_version = (cfg->rules_version | 1) + 2;
+#endif
 }
 
 static int rules_changing(struct state *st, char *err)
@@ -97,6 +106,11 @@ static int begin(struct state *st, const struct cgroup *cg, const struct ruleset
 	x->next.gen = ++x->cfg.last_gen ? x->cfg.last_gen : ++x->cfg.last_gen;
 	if (x->next.steers || (x->was && x->cur.steers))
 		x->cfg.host_pending = 1; /* steering rules come or go: the host side follows, now or next command */
+	/* the level before the rules are live (a wider mask only costs a probe), so the write that ends
+	 * the change (make_live) changes nothing a lookup reads but the version */
+	x->cfg.level_mask |= 1ULL << cg->level;
+	if ((__u32)cg->level > x->cfg.max_level)
+		x->cfg.max_level = (__u32)cg->level;
 	version_changing(&x->cfg);
 	if (state_config_write(st, &x->cfg, err))
 		return -1;
@@ -128,9 +142,6 @@ static int make_live(struct state *st, const struct cgroup *cg, struct attach_tx
 		return seterr(err, "set rules of %s: %s%s", cg->rel, strerror(errno),
 			      errno == E2BIG ? " (too many attached cgroups)" : "");
 	crash_point("attach:rules-set");
-	x->cfg.level_mask |= 1ULL << cg->level;
-	if ((__u32)cg->level > x->cfg.max_level)
-		x->cfg.max_level = (__u32)cg->level;
 	x->cfg.attach_pending = x->id; /* a crash before all links exist: the next command removes the attachment */
 	version_changed(&x->cfg);
 	if (state_config_write(st, &x->cfg, err))
@@ -168,7 +179,7 @@ static int link_hooks(struct state *st, const struct cgroup *cg, int cg_fd, stru
 static void rollback(struct state *st, const struct attach_txn *x)
 {
 	char p[PATH_MAX], scratch[ERRLEN];
-	struct hostlo_config cfg = x->saved_cfg;
+	struct hostlo_config cfg = x->cfg, back = x->saved_cfg;
 
 	for (int h = 0; h < NR_HOOKS; h++) {
 		if (x->created[h]) {
@@ -176,13 +187,16 @@ static void rollback(struct state *st, const struct attach_txn *x)
 			unlink(p);
 		}
 	}
+	version_changing(&cfg); /* the rules change back: no memo from here */
+	state_config_write(st, &cfg, scratch);
 	if (x->was)
 		bpf_map_update_elem(st->attached_fd, &x->id, &x->cur, BPF_ANY);
 	else
 		bpf_map_delete_elem(st->attached_fd, &x->id);
-	cfg.rules_version = x->cfg.rules_version; /* never back: a memo of the new rules must not hold again */
+	/* the config as it was, under a version never used before: a memo of the new rules never holds again */
 	version_changed(&cfg);
-	state_config_write(st, &cfg, scratch);
+	back.rules_version = cfg.rules_version;
+	state_config_write(st, &back, scratch);
 }
 
 int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset *rs, char *err)
