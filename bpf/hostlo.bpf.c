@@ -170,7 +170,8 @@ static __always_inline struct hostlo_rule_val *lookup_rule(const struct hostlo_c
  * CPU (migration is disabled, preemption is not): a reader that a writer interrupts sees seq change,
  * and two writers interleaved (one preempted mid-write by the other, on a fully preemptible kernel)
  * can leave one's key beside the other's rule under an even seq, which the check catches: it is a hash
- * of the whole slot as its writer meant it. Either way the reader looks the rule up.
+ * of the whole slot as its writer meant it, computed from the writer's own copy. Either way the reader
+ * looks the rule up.
  */
 struct rule_memo {
 	__u32 seq;                       /* odd while being written */
@@ -248,6 +249,9 @@ static __always_inline int memo_get(const struct rule_memo *m, __u32 version, __
 static __always_inline void memo_put(struct rule_memo *m, __u32 version, __u64 cg, __u16 port, __u8 kind,
 				     __u64 attach_id, const struct hostlo_rule_val *r)
 {
+	struct hostlo_rule_val v = r ? *r : (struct hostlo_rule_val){};
+	/* from this writer's own copy, never read back from the slot another writer may be filling */
+	__u32 check = memo_check(version, cg, attach_id, port, kind, r != NULL, &v);
 	__u32 seq = read_once(&m->seq) | 1;
 
 	write_once(&m->seq, seq);
@@ -258,8 +262,8 @@ static __always_inline void memo_put(struct rule_memo *m, __u32 version, __u64 c
 	m->kind = kind;
 	m->found = r != NULL;
 	m->attach_id = attach_id;
-	m->val = r ? *r : (struct hostlo_rule_val){};
-	m->check = memo_check(version, cg, attach_id, port, kind, r != NULL, &m->val);
+	m->val = v;
+	m->check = check;
 	barrier_();
 	write_once(&m->seq, seq + 1);
 }

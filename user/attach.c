@@ -47,9 +47,10 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 /*
  * The programs keep a per-CPU memo of the rules they found, valid for one rules_version (hostlo.h): it is
  * odd from before a change of which rules apply (attached cgroups, their generations, levels) until after
- * it, then the next even value, so nothing found before or during the change is used after it. The
- * even value is written alone, after everything else of the change (a config write is a memcpy whose
- * parts other CPUs may see in any order).
+ * it, then the next even value, so nothing found before or during the change is used after it. A
+ * config write is a memcpy whose parts other CPUs may see in any order: an attach writes the even value
+ * alone, after everything else of the change; detach and gc write it with a narrower level mask, and any
+ * mix of the two masks still covers every attached level.
  */
 static void version_changing(struct hostlo_config *cfg)
 {
