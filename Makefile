@@ -16,7 +16,8 @@ CFLAGS   ?= -O2 -g
 CFLAGS   += -Wall -Wextra -Iinclude -I$(BUILD) -DHOSTLO_VERSION='"$(VERSION)"' $(USER_EXTRA)
 LDLIBS   := -lbpf -ljson-c -lelf -lz   # libmicrohttpd: opened by serve (user/serve.c)
 STATIC_LIBS := -lbpf -ljson-c -lelf -lz
-BPFFLAGS  = -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
+# -mcpu=v3: compare-and-swap for the per-CPU hand-off (its 32-bit ALU and jumps: Linux 5.1+)
+BPFFLAGS  = -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Iinclude -I/usr/include/$(TRIPLET) $(BPF_EXTRA)
 
 USER_SRC := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJ := $(USER_SRC:user/%.c=$(BUILD)/%.o)

@@ -116,6 +116,24 @@ struct {
 	__type(value, struct hostlo_handoff);
 } hostlo_handoff SEC(".maps");
 
+/* The same hand-off through per-CPU slots (struct hostlo_handoff_slot): the *_percpu programs only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HOSTLO_HANDOFF_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hostlo_handoff_slot);
+} hostlo_handoff_slots SEC(".maps");
+
+/*
+ * Set only by the loader's test builds (the verifier drops what it guards when it is 0): a connect's
+ * hand-off claims the next CPU's slot, as if the task moved before its connection started; or finds
+ * every slot taken, as if other connects held them. And a claim never taken back made stale sooner.
+ */
+const volatile __u32 hostlo_test_handoff = 0;
+#define TEST_HANDOFF_OTHER_CPU 1
+#define TEST_HANDOFF_SPILL 2
+const volatile __u64 hostlo_handoff_stale_ns = HOSTLO_HANDOFF_STALE_NS;
+
 /*
  * The TCP sockets this CPU redirected last, by socket cookie (slot: cookie % HOSTLO_REDIRECT_SLOTS). With
  * nested attachments a connect meets hostlo's program once per attached cgroup on its path, and the
@@ -268,8 +286,8 @@ static __always_inline void memo_put(struct rule_memo *m, __u32 version, __u64 c
 	write_once(&m->seq, seq + 1);
 }
 
-/* The caller's rule for this port and kind, copied to *buf (returned), or NULL. */
-static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_port, __u64 *attach_id,
+/* The caller's (in cgroup cg) rule for this port and kind, copied to *buf (returned), or NULL. */
+static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_port, __u64 cg, __u64 *attach_id,
 							 struct hostlo_rule_val *buf)
 {
 	__u16 port = bpf_ntohs((__u16)user_port);
@@ -277,7 +295,6 @@ static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_p
 	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
 	struct rule_memo *m = bpf_map_lookup_elem(&hostlo_rule_memo, &slot);
 	struct hostlo_rule_val *r;
-	__u64 cg = 0;
 	int found;
 
 	if (!cfg)
@@ -285,7 +302,6 @@ static __always_inline struct hostlo_rule_val *find_rule(__u8 kind, __u32 user_p
 	version = read_once(&cfg->rules_version);
 	barrier_(); /* the version before the lookup: a change after it makes what is found here stale */
 	if (m && !(version & 1)) {
-		cg = bpf_get_current_cgroup_id();
 		found = memo_get(m, version, cg, port, kind, attach_id, buf);
 		if (found >= 0)
 			return found ? buf : NULL;
@@ -324,7 +340,7 @@ static __always_inline struct hostlo_rule_val *find_peer(__be32 addr, __be16 por
 
 	if (!peer_target(addr))
 		return NULL;
-	p = find_rule(HOSTLO_KIND_PEER_TCP, (__u32)port, attach_id, buf);
+	p = find_rule(HOSTLO_KIND_PEER_TCP, (__u32)port, bpf_get_current_cgroup_id(), attach_id, buf);
 	return p && p->addr == addr ? p : NULL;
 }
 
@@ -384,13 +400,6 @@ static __always_inline void trace_row(struct bpf_sock_addr *ctx, __u64 cgroup_id
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* A trace event for the calling process's own cgroup. */
-static __always_inline void trace(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig, __u64 attach_id, __be32 to_addr,
-				  __be16 to_port)
-{
-	trace_row(ctx, bpf_get_current_cgroup_id(), kind, orig, attach_id, to_addr, to_port);
-}
-
 /* The rule kind for this socket's connect or datagram, 0 for sockets hostlo never redirects. */
 static __always_inline __u8 connect_kind(struct bpf_sock_addr *ctx)
 {
@@ -440,16 +449,16 @@ static __always_inline int local_listener(struct bpf_sock_addr *ctx, __u8 kind, 
 }
 
 /* The rule that redirects this loopback call, or NULL to leave it alone (no rule, or kept local). */
-static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig,
+static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig, __u64 cg,
 						      __u64 *attach_id, struct hostlo_rule_val *buf)
 {
-	struct hostlo_rule_val *to = find_rule(kind, ctx->user_port, attach_id, buf);
+	struct hostlo_rule_val *to = find_rule(kind, ctx->user_port, cg, attach_id, buf);
 
 	if (!to)
 		return NULL;
 	if (!(to->flags & HOSTLO_RULE_ALWAYS) && local_listener(ctx, kind, orig)) {
-		count(*attach_id, HOSTLO_CNT_CONNECT_KEPT_LOCAL);
-		trace(ctx, HOSTLO_EV_KEPT_LOCAL, orig, *attach_id, bpf_htonl(LOOPBACK4), 0);
+		count_row(cg, *attach_id, HOSTLO_CNT_CONNECT_KEPT_LOCAL);
+		trace_row(ctx, cg, HOSTLO_EV_KEPT_LOCAL, orig, *attach_id, bpf_htonl(LOOPBACK4), 0);
 		return NULL;
 	}
 	return to;
@@ -482,13 +491,77 @@ static __always_inline __u32 host_flow(const struct hostlo_rule_val *to, __be16 
 	return *flags || host_listener(port) ? to->host_ifindex : 0;
 }
 
-/* A steered connect with no record: hostlo_sockops takes this to note the host flow. */
-static __always_inline void hand_off(struct bpf_sock_addr *ctx, const struct hostlo_xlat *x, __u64 attach_id,
-				     __u32 ifindex)
+static __always_inline __u64 cas64(__u64 *p, __u64 old, __u64 new)
+{
+	return __sync_val_compare_and_swap(p, old, new);
+}
+
+static __always_inline __u32 handoff_check(__u64 cookie, __u64 since, const struct hostlo_handoff *h)
+{
+	__u64 x = 0x9e3779b97f4a7c15ULL;
+
+	x = mix(x, cookie);
+	x = mix(x, since);
+	x = mix(x, h->cgroup_id);
+	x = mix(x, h->attach_id);
+	x = mix(x, (__u64)h->target_addr << 32 | (__u64)h->target_port << 16 | h->xlat_flags);
+	x = mix(x, h->ifindex);
+	return (__u32)x;
+}
+
+/* The slot of this CPU for the cookie, or of the next one (test builds: see hostlo_test_handoff). */
+static __always_inline struct hostlo_handoff_slot *handoff_slot(__u32 *key)
+{
+	if (hostlo_test_handoff == TEST_HANDOFF_OTHER_CPU) {
+		__u32 next = bpf_get_smp_processor_id() + 1;
+		struct hostlo_handoff_slot *s = bpf_map_lookup_percpu_elem(&hostlo_handoff_slots, key, next);
+
+		return s ? s : bpf_map_lookup_percpu_elem(&hostlo_handoff_slots, key, 0);
+	}
+	return bpf_map_lookup_elem(&hostlo_handoff_slots, key);
+}
+
+/*
+ * Puts the hand-off in a slot this connect claims (see struct hostlo_handoff_slot): 1, or 0 when the
+ * slot is held by another connect. The check is written last: until then the slot is neither taken
+ * nor reclaimed, so a writer preempted here loses nothing to another.
+ */
+static __always_inline int handoff_put_slot(__u64 cookie, const struct hostlo_handoff *h)
+{
+	__u32 key = (__u32)(cookie % HOSTLO_HANDOFF_SLOTS);
+	struct hostlo_handoff_slot *s = handoff_slot(&key);
+	__u64 now = bpf_ktime_get_coarse_ns(), old, since;
+	struct hostlo_handoff held;
+
+	if (!s || hostlo_test_handoff == TEST_HANDOFF_SPILL)
+		return 0;
+	old = cas64(&s->cookie, 0, cookie);
+	if (old && old != cookie) {
+		/* held: reclaimed only when whole and stale (its connect failed before the connection started) */
+		since = s->since;
+		held = s->h;
+		if (s->check != handoff_check(old, since, &held) || now - since < hostlo_handoff_stale_ns ||
+		    cas64(&s->cookie, old, cookie) != old)
+			return 0;
+	}
+	s->since = now;
+	s->h = *h;
+	barrier_();
+	s->check = handoff_check(cookie, now, h);
+	return 1;
+}
+
+/*
+ * A steered connect with no record: hostlo_sockops takes this to note the host flow. Through a
+ * per-CPU slot (percpu programs: every steered connect, so that sockops finds one for each and looks
+ * no further) or the hash (ifindex 0: nothing for the host to note, so nothing handed off).
+ */
+static __always_inline void hand_off(struct bpf_sock_addr *ctx, const struct hostlo_xlat *x, __u64 cg,
+				     __u64 attach_id, __u32 ifindex, int percpu)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 	struct hostlo_handoff h = {
-		.cgroup_id = bpf_get_current_cgroup_id(),
+		.cgroup_id = cg,
 		.attach_id = attach_id,
 		.target_addr = x->target_addr,
 		.target_port = x->target_port,
@@ -496,7 +569,10 @@ static __always_inline void hand_off(struct bpf_sock_addr *ctx, const struct hos
 		.ifindex = ifindex,
 	};
 
-	bpf_map_update_elem(&hostlo_handoff, &cookie, &h, BPF_ANY);
+	if (percpu && handoff_put_slot(cookie, &h))
+		return;
+	if (ifindex)
+		bpf_map_update_elem(&hostlo_handoff, &cookie, &h, BPF_ANY);
 }
 
 /*
@@ -505,7 +581,7 @@ static __always_inline void hand_off(struct bpf_sock_addr *ctx, const struct hos
  * times the rest of the program), so it is made only where the rules cannot tell.
  */
 static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hostlo_rule_val *to, __u8 orig,
-				     __u8 kind, __u64 attach_id, int connected)
+				     __u8 kind, __u64 cg, __u64 attach_id, int connected, int percpu)
 {
 	struct hostlo_xlat x = {
 		.target_addr = to->addr,
@@ -519,17 +595,18 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, const struct hos
 
 	if (connected) {
 		/* hostlo_sockops turns this into a host flow once the source address is known */
-		__u32 steer = tcp && (to->flags & HOSTLO_RULE_STEER) ? host_flow(to, x.target_port, &x.flags) : 0;
+		int steered = tcp && (to->flags & HOSTLO_RULE_STEER);
+		__u32 steer = steered ? host_flow(to, x.target_port, &x.flags) : 0;
 
 		if (!s) {
-			if (steer)
-				hand_off(ctx, &x, attach_id, steer);
+			if (steered)
+				hand_off(ctx, &x, cg, attach_id, steer, percpu);
 			return;
 		}
 		s->attach_id = attach_id;
 		s->peer = x;
 		s->steer_ifindex = steer;
-		s->cgroup_id = bpf_get_current_cgroup_id();
+		s->cgroup_id = cg;
 		return;
 	}
 	if (!s)
@@ -628,11 +705,11 @@ static __always_inline enum hostlo_counter redirect_counter(__u8 kind)
 	return kind == HOSTLO_KIND_CONNECT_UDP ? HOSTLO_CNT_UDP_REDIRECTED : HOSTLO_CNT_CONNECT_REDIRECTED;
 }
 
-static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
+static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected, int percpu)
 {
 	__u8 kind = connect_kind(ctx);
 	struct hostlo_rule_val rule, *to;
-	__u64 attach_id;
+	__u64 attach_id, cg;
 
 	if (!kind || (!connected && kind != HOSTLO_KIND_CONNECT_UDP))
 		return SYS_PROCEED;
@@ -641,23 +718,24 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected)
 			mark_direct(ctx, ctx->user_ip4, (__be16)ctx->user_port);
 		return SYS_PROCEED;
 	}
-	to = decide(ctx, kind, HOSTLO_ORIG_LO4, &attach_id, &rule);
+	cg = bpf_get_current_cgroup_id();
+	to = decide(ctx, kind, HOSTLO_ORIG_LO4, cg, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	if (kind == HOSTLO_KIND_CONNECT_TCP)
 		note_redirect(ctx);
-	remember(ctx, to, HOSTLO_ORIG_LO4, kind, attach_id, connected);
-	trace(ctx, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
+	remember(ctx, to, HOSTLO_ORIG_LO4, kind, cg, attach_id, connected, percpu);
+	trace_row(ctx, cg, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
 	set_target4(ctx, to);
-	count(attach_id, redirect_counter(kind));
+	count_row(cg, attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
 }
 
-static __always_inline int redirect6(struct bpf_sock_addr *ctx)
+static __always_inline int redirect6(struct bpf_sock_addr *ctx, int percpu)
 {
 	__u8 kind = connect_kind(ctx), orig;
 	struct hostlo_rule_val rule, *to;
-	__u64 attach_id;
+	__u64 attach_id, cg;
 
 	if (!kind)
 		return SYS_PROCEED;
@@ -669,18 +747,24 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 			mark_direct(ctx, ctx->user_ip6[3], (__be16)ctx->user_port);
 		return SYS_PROCEED;
 	}
-	to = decide(ctx, kind, orig, &attach_id, &rule);
+	cg = bpf_get_current_cgroup_id();
+	to = decide(ctx, kind, orig, cg, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	if (kind == HOSTLO_KIND_CONNECT_TCP)
 		note_redirect(ctx);
-	remember(ctx, to, orig, kind, attach_id, 1);
-	trace(ctx, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
+	remember(ctx, to, orig, kind, cg, attach_id, 1, percpu);
+	trace_row(ctx, cg, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
 	set_target6(ctx, to);
-	count(attach_id, redirect_counter(kind));
+	count_row(cg, attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
 }
 
+/*
+ * connect4, connect6 and sockops come in two builds, of which the loader loads one: *_percpu hand
+ * a steered connect to the host side through a per-CPU slot (needs Linux 5.19: compare-and-swap, and
+ * another CPU's slot for a task that moved); the others through the hash, as any kernel can.
+ */
 SEC("cgroup/connect4")
 int hostlo_connect4(struct bpf_sock_addr *ctx)
 {
@@ -689,20 +773,36 @@ int hostlo_connect4(struct bpf_sock_addr *ctx)
 	if (ctx->user_port == 0)
 		return SYS_PROCEED;
 #endif
-	return redirect4(ctx, 1);
+	return redirect4(ctx, 1, 0);
+}
+
+SEC("cgroup/connect4")
+int hostlo_connect4_percpu(struct bpf_sock_addr *ctx)
+{
+#ifdef HOSTLO_TEST_VARIANT
+	if (ctx->user_port == 0)
+		return SYS_PROCEED;
+#endif
+	return redirect4(ctx, 1, 1);
 }
 
 SEC("cgroup/connect6")
 int hostlo_connect6(struct bpf_sock_addr *ctx)
 {
-	return redirect6(ctx);
+	return redirect6(ctx, 0);
+}
+
+SEC("cgroup/connect6")
+int hostlo_connect6_percpu(struct bpf_sock_addr *ctx)
+{
+	return redirect6(ctx, 1);
 }
 
 /* Unconnected UDP: sendto() a loopback address. */
 SEC("cgroup/sendmsg4")
 int hostlo_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return redirect4(ctx, 0);
+	return redirect4(ctx, 0, 0);
 }
 
 /*
@@ -822,16 +922,17 @@ SEC("cgroup/bind4")
 int hostlo_bind4(struct bpf_sock_addr *ctx)
 {
 	struct hostlo_rule_val rule, *to;
-	__u64 attach_id;
+	__u64 attach_id, cg;
 
 	if (ctx->user_ip4 != bpf_htonl(LOOPBACK4))
 		return SYS_PROCEED;
-	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id, &rule);
+	cg = bpf_get_current_cgroup_id();
+	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, cg, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	ctx->user_ip4 = to->addr;
-	count(attach_id, HOSTLO_CNT_BIND_REWRITTEN);
-	trace(ctx, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO4, attach_id, to->addr, 0);
+	count_row(cg, attach_id, HOSTLO_CNT_BIND_REWRITTEN);
+	trace_row(ctx, cg, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO4, attach_id, to->addr, 0);
 	return SYS_PROCEED;
 }
 
@@ -840,16 +941,17 @@ SEC("cgroup/bind6")
 int hostlo_bind6(struct bpf_sock_addr *ctx)
 {
 	struct hostlo_rule_val rule, *to;
-	__u64 attach_id;
+	__u64 attach_id, cg;
 
 	if (loopback6(ctx) != HOSTLO_ORIG_LO6)
 		return SYS_PROCEED;
-	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, &attach_id, &rule);
+	cg = bpf_get_current_cgroup_id();
+	to = find_rule(HOSTLO_KIND_BIND, ctx->user_port, cg, &attach_id, &rule);
 	if (!to)
 		return SYS_PROCEED;
 	ctx->user_ip6[3] = 0;
-	count(attach_id, HOSTLO_CNT_BIND_REWRITTEN);
-	trace(ctx, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO6, attach_id, 0, 0);
+	count_row(cg, attach_id, HOSTLO_CNT_BIND_REWRITTEN);
+	trace_row(ctx, cg, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO6, attach_id, 0, 0);
 	return SYS_PROCEED;
 }
 
@@ -872,14 +974,68 @@ static __always_inline void flow_of(struct bpf_sock_ops *ctx, struct hostlo_flow
 }
 
 /*
+ * Takes the hand-off a slot holds for this cookie: 1, or 0 when it holds none. The slot is freed
+ * either way (only this socket's connect wrote it); one whose check fails was overwritten: nothing.
+ */
+static __always_inline int handoff_take_slot(struct hostlo_handoff_slot *s, __u64 cookie, struct hostlo_handoff *h)
+{
+	__u64 since;
+	__u32 check;
+
+	if (!s || s->cookie != cookie)
+		return 0;
+	since = s->since;
+	*h = s->h;
+	check = s->check;
+	if (cas64(&s->cookie, cookie, 0) != cookie)
+		return 0; /* reclaimed meanwhile */
+	return check == handoff_check(cookie, since, h);
+}
+
+struct handoff_search {
+	__u64 cookie;
+	__u32 key;
+	int found;
+	struct hostlo_handoff h;
+};
+
+/* bpf_loop callback over the CPUs: stops at the slot that holds the cookie, or past the last CPU. */
+static long handoff_search_cpu(__u32 cpu, void *data)
+{
+	struct handoff_search *q = data;
+	struct hostlo_handoff_slot *s = bpf_map_lookup_percpu_elem(&hostlo_handoff_slots, &q->key, cpu);
+
+	if (!s)
+		return 1;
+	q->found = handoff_take_slot(s, q->cookie, &q->h);
+	return q->found;
+}
+
+#define HANDOFF_MAX_CPUS 8192 /* Debian's NR_CPUS */
+
+/*
+ * A connection to a steering rule's target address and port: the only ones a hand-off can be for.
+ * (More target addresses than the config holds: every address may be one.)
+ */
+static __always_inline int steered_target(struct bpf_sock_ops *ctx)
+{
+	__u16 port = (__u16)bpf_ntohl(ctx->remote_port);
+
+	return peer_target(ctx->remote_ip4) && bpf_map_lookup_elem(&hostlo_steer_ports, &port);
+}
+
+/*
  * What connect left for the host side: the socket's record when it steers, else the hand-off, taken
  * once; 0 for nothing. (A socket recorded as a direct connect can have a hand-off too: see mark_direct.)
+ * percpu: this CPU's slot first, then the hash (a slot that was taken), then every CPU's slot (the task
+ * moved to another CPU between connect and here) but only for a connection to a steered target.
  */
-static __always_inline int flow_handed(struct bpf_sock_ops *ctx, struct hostlo_handoff *h)
+static __always_inline int flow_handed(struct bpf_sock_ops *ctx, struct hostlo_handoff *h, int percpu)
 {
 	struct hostlo_sock *s = bpf_sk_storage_get(&hostlo_socks, ctx->sk, 0, 0);
 	struct hostlo_handoff *p;
 	__u64 cookie;
+	__u32 key;
 
 	if (s && s->steer_ifindex) {
 		*h = (struct hostlo_handoff){ .cgroup_id = s->cgroup_id, .attach_id = s->attach_id,
@@ -888,20 +1044,33 @@ static __always_inline int flow_handed(struct bpf_sock_ops *ctx, struct hostlo_h
 		return 1;
 	}
 	cookie = bpf_get_socket_cookie(ctx);
+	key = (__u32)(cookie % HOSTLO_HANDOFF_SLOTS);
+	if (percpu && handoff_take_slot(bpf_map_lookup_elem(&hostlo_handoff_slots, &key), cookie, h))
+		return h->ifindex != 0;
 	p = bpf_map_lookup_elem(&hostlo_handoff, &cookie);
-	if (!p)
-		return 0;
-	*h = *p;
-	bpf_map_delete_elem(&hostlo_handoff, &cookie);
-	return 1;
+	if (p) {
+		*h = *p;
+		bpf_map_delete_elem(&hostlo_handoff, &cookie);
+		return 1;
+	}
+	if (percpu && steered_target(ctx)) {
+		struct handoff_search q = { .cookie = cookie, .key = key };
+
+		bpf_loop(HANDOFF_MAX_CPUS, handoff_search_cpu, &q, 0);
+		if (q.found) {
+			*h = q.h;
+			return h->ifindex != 0;
+		}
+	}
+	return 0;
 }
 
-static __always_inline void flow_started(struct bpf_sock_ops *ctx)
+static __always_inline void flow_started(struct bpf_sock_ops *ctx, int percpu)
 {
 	struct hostlo_handoff h;
 	struct hostlo_flow f = {};
 
-	if (!ctx->sk || !flow_handed(ctx, &h))
+	if (!ctx->sk || !flow_handed(ctx, &h, percpu))
 		return;
 	flow_of(ctx, &f);
 	/* the socket may have been connected elsewhere since: only the redirected peer is steered */
@@ -964,14 +1133,13 @@ static __always_inline void peer_accepted(struct bpf_sock_ops *ctx)
 
 #define TCP_CLOSE_ 7
 
-SEC("sockops")
-int hostlo_sockops(struct bpf_sock_ops *ctx)
+static __always_inline int sockops(struct bpf_sock_ops *ctx, int percpu)
 {
 	struct hostlo_flow f = {};
 
 	switch (ctx->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
-		flow_started(ctx);
+		flow_started(ctx, percpu);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (ctx->args[1] == TCP_CLOSE_) {
@@ -987,6 +1155,18 @@ int hostlo_sockops(struct bpf_sock_ops *ctx)
 		break;
 	}
 	return 1;
+}
+
+SEC("sockops")
+int hostlo_sockops(struct bpf_sock_ops *ctx)
+{
+	return sockops(ctx, 0);
+}
+
+SEC("sockops")
+int hostlo_sockops_percpu(struct bpf_sock_ops *ctx)
+{
+	return sockops(ctx, 1);
 }
 
 /*

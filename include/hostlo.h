@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 9
+#define HOSTLO_ABI_VERSION 10
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -192,6 +192,26 @@ struct hostlo_handoff {
 };
 
 #define HOSTLO_MAX_HANDOFFS 4096
+
+/*
+ * hostlo_handoff_slots, per CPU (Linux 5.19+, where a program can read another CPU's slot): the same
+ * hand-off without a hash update. connect claims the slot cookie % HOSTLO_HANDOFF_SLOTS of its CPU by
+ * compare-and-swap of the cookie (0: free); a slot taken by another connect sends it to hostlo_handoff
+ * instead. hostlo_sockops takes it back on its CPU, or on any CPU when the task moved between the two.
+ * A claim that was never taken (the connect failed before the connection started) is reclaimed after
+ * HOSTLO_HANDOFF_STALE_NS.
+ */
+struct hostlo_handoff_slot {
+	__u64 cookie;                    /* the socket's cookie, 0 while free */
+	__u64 since;                     /* bpf_ktime_get_coarse_ns() of the claim */
+	struct hostlo_handoff h;
+	__u32 check;                     /* a hash of cookie, since and h by their writer: a slot whose
+	                                    writer has not finished is neither taken nor reclaimed */
+	__u32 pad;
+};
+
+#define HOSTLO_HANDOFF_SLOTS 16
+#define HOSTLO_HANDOFF_STALE_NS (30ULL * 1000000000)
 #define HOSTLO_REDIRECT_SLOTS 16          /* hostlo_redirected: per CPU */
 
 /* hostlo_listeners key: a host socket listening on 127.0.0.1:port. */

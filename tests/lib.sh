@@ -71,6 +71,10 @@ setup_host() {
 # Requirements); below it hostlo says so and the suites check that instead.
 host_side_kernel() { uname -r | awk -F. '{ exit !($1 > 5 || ($1 == 5 && $2 >= 17)) }'; }
 
+# percpu_kernel: this kernel runs the *_percpu builds of connect4, connect6 and sockops (Linux 5.19:
+# bpf_map_lookup_percpu_elem, which the loader probes for; README, How it works).
+percpu_kernel() { uname -r | awk -F. '{ exit !($1 > 5 || ($1 == 5 && $2 >= 19)) }'; }
+
 # cgroup_progs CGDIR: the programs attached directly to that cgroup, as `bpftool -j cgroup show` has
 # them ([{id, name, ...}]). bpftool 7 cannot query a cgroup on Linux 5.10 (it lists nothing and exits
 # 255): there, the programs of the cgroup's bpf_links (hostlo attaches only through links).

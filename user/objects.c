@@ -10,12 +10,14 @@
 #include "objects.h"
 #include "util.h"
 
-#define PROG(field) offsetof(struct hostlo_bpf, progs.field)
+#define PROG_AT(field) offsetof(struct hostlo_bpf, progs.field)
+#define PROG(field) PROG_AT(field), 0
+#define PROG_OR_PERCPU(field) PROG_AT(field), PROG_AT(field##_percpu)
 #define MAP(field, fd) offsetof(struct state, fd), offsetof(struct hostlo_bpf, maps.field)
 
 const struct prog_def hook_defs[NR_HOOKS] = {
-	[HOOK_CONNECT4]     = { "connect4", BPF_CGROUP_INET4_CONNECT, PROG(hostlo_connect4) },
-	[HOOK_CONNECT6]     = { "connect6", BPF_CGROUP_INET6_CONNECT, PROG(hostlo_connect6) },
+	[HOOK_CONNECT4]     = { "connect4", BPF_CGROUP_INET4_CONNECT, PROG_OR_PERCPU(hostlo_connect4) },
+	[HOOK_CONNECT6]     = { "connect6", BPF_CGROUP_INET6_CONNECT, PROG_OR_PERCPU(hostlo_connect6) },
 	[HOOK_BIND4]        = { "bind4", BPF_CGROUP_INET4_BIND, PROG(hostlo_bind4) },
 	[HOOK_BIND6]        = { "bind6", BPF_CGROUP_INET6_BIND, PROG(hostlo_bind6) },
 	[HOOK_GETPEERNAME4] = { "getpeername4", BPF_CGROUP_INET4_GETPEERNAME, PROG(hostlo_getpeername4) },
@@ -25,7 +27,7 @@ const struct prog_def hook_defs[NR_HOOKS] = {
 	[HOOK_RECVMSG6]     = { "recvmsg6", BPF_CGROUP_UDP6_RECVMSG, PROG(hostlo_recvmsg6) },
 };
 const struct prog_def host_hook_defs[NR_HOST_HOOKS] = {
-	[HOST_HOOK_SOCKOPS] = { "sockops", BPF_CGROUP_SOCK_OPS, PROG(hostlo_sockops) },
+	[HOST_HOOK_SOCKOPS] = { "sockops", BPF_CGROUP_SOCK_OPS, PROG_OR_PERCPU(hostlo_sockops) },
 	[HOST_HOOK_LOOKUP]  = { "lookup", BPF_SK_LOOKUP, PROG(hostlo_lookup) },
 	[HOST_HOOK_PEER4]   = { "peer4", BPF_CGROUP_INET4_GETPEERNAME, PROG(hostlo_host_peer4) },
 	[HOST_HOOK_SOCKNAME4] = { "sockname4", BPF_CGROUP_INET4_GETSOCKNAME, PROG(hostlo_host_name4) },
@@ -44,6 +46,7 @@ const struct map_def map_defs[NR_MAPS] = {
 	[MAP_PEERS]       = { "peers", MAP(hostlo_peers, peers_fd) },
 	[MAP_HANDOFF]     = { "handoff", MAP(hostlo_handoff, handoff_fd) },
 	[MAP_REDIRECTED]  = { "redirected", MAP(hostlo_redirected, redirected_fd) },
+	[MAP_HANDOFF_SLOTS] = { "handoffslots", MAP(hostlo_handoff_slots, handoff_slots_fd) },
 };
 
 int *state_map_fd(struct state *st, enum map m)

@@ -137,10 +137,52 @@ static int pin_fd(int fd, const char *dir, const char *name, char *err)
 	return 0;
 }
 
+/* The kernel runs the *_percpu programs (bpf/hostlo.bpf.c): decided when the object is opened. */
+static bool use_percpu;
+
+static struct bpf_program *skel_prog_at(struct hostlo_bpf *skel, size_t off)
+{
+	return *(struct bpf_program **)((char *)skel + off);
+}
+
+/* The program of d this kernel loads. */
 static struct bpf_program *skel_prog(struct hostlo_bpf *skel, const struct prog_def *d)
 {
-	return *(struct bpf_program **)((char *)skel + d->skel_off);
+	return skel_prog_at(skel, use_percpu && d->percpu_off ? d->percpu_off : d->skel_off);
 }
+
+/* The other build of d, never loaded; NULL when d has one build. */
+static struct bpf_program *skel_prog_unused(struct hostlo_bpf *skel, const struct prog_def *d)
+{
+	return d->percpu_off ? skel_prog_at(skel, use_percpu ? d->skel_off : d->percpu_off) : NULL;
+}
+
+/*
+ * A sock_ops program can read another CPU's slot of a per-CPU map (Linux 5.19; compare-and-swap came
+ * with 5.12): what the *_percpu programs need. A probe, not the version: distributions backport.
+ */
+static bool kernel_runs_percpu(void)
+{
+	return kernel_has_host_side() &&
+	       libbpf_probe_bpf_helper(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_map_lookup_percpu_elem, NULL) == 1;
+}
+
+#ifdef HOSTLO_CRASH_POINTS
+/* test builds only: HOSTLO_TEST_HANDOFF=hash|other-cpu|spill|stale-1s (see hostlo_test_handoff) */
+static void test_handoff(struct hostlo_bpf *skel)
+{
+	const char *how = getenv("HOSTLO_TEST_HANDOFF");
+
+	if (!how)
+		return;
+	if (!strcmp(how, "hash"))
+		use_percpu = false;
+	skel->rodata->hostlo_test_handoff = !strcmp(how, "other-cpu") ? 1 : !strcmp(how, "spill") ? 2 : 0;
+	if (!strcmp(how, "stale-1s"))
+		skel->rodata->hostlo_handoff_stale_ns = 1000000000ULL;
+}
+#endif
+
 
 static struct bpf_map *skel_map(struct hostlo_bpf *skel, enum map m)
 {
@@ -152,13 +194,25 @@ static struct hostlo_bpf *open_object(void)
 {
 	struct hostlo_bpf *skel = hostlo_bpf__open();
 
-	if (skel && !kernel_has_host_side())
-		for (int i = 0; i < NR_HOST_HOOKS; i++)
+	if (!skel)
+		return NULL;
+	use_percpu = kernel_runs_percpu();
+#ifdef HOSTLO_CRASH_POINTS
+	test_handoff(skel);
+#endif
+	for (int i = 0; i < NR_HOOKS; i++)
+		if (skel_prog_unused(skel, &hook_defs[i]))
+			bpf_program__set_autoload(skel_prog_unused(skel, &hook_defs[i]), false);
+	for (int i = 0; i < NR_HOST_HOOKS; i++) {
+		if (skel_prog_unused(skel, &host_hook_defs[i]))
+			bpf_program__set_autoload(skel_prog_unused(skel, &host_hook_defs[i]), false);
+		if (!kernel_has_host_side())
 			bpf_program__set_autoload(skel_prog(skel, &host_hook_defs[i]), false);
+	}
 #ifdef HOSTLO_CRASH_POINTS
 	/* test builds only: a program the verifier rejects, to see how a rejection is reported */
-	if (skel && getenv("HOSTLO_TEST_BAD_PROG"))
-		bpf_program__set_type(skel->progs.hostlo_connect4, BPF_PROG_TYPE_SOCKET_FILTER);
+	if (getenv("HOSTLO_TEST_BAD_PROG"))
+		bpf_program__set_type(skel_prog(skel, &hook_defs[HOOK_CONNECT4]), BPF_PROG_TYPE_SOCKET_FILTER);
 #endif
 	return skel;
 }

@@ -72,6 +72,8 @@ my_in() { timeout 10 docker exec "$1" mariadb --protocol=tcp -h "$2" -P $MY -u a
 local_count() { counter "$PARENT/$(cid a1)" host_peer_local; }
 host_links() { ls "$HOSTLO_BPFFS/hostlo/links" 2>/dev/null | grep -c '^host-'; }
 # this suite's programs attached to the cgroup2 root, by name
+SOCKOPS=hostlo_sockops   # its name on the cgroup2 root: this kernel's build of it
+percpu_kernel && SOCKOPS=hostlo_sockops_percpu
 root_progs() {
 	local ids
 	ids=$(for n in sockops peer4 sockname4; do bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$n" 2>/dev/null | jq .id; done | jq -sc .)
@@ -93,7 +95,7 @@ expect "list says what the host service sees" 0 "tcp:$PG=$GW \(host loopback: li
 expect "list -j: service_sees" 0 "^127.0.0.1 false$" -- \
 	bash -c "'$HOSTLO' list -j | jq -r '.[0].rules[0] | \"\(.host_loopback.service_sees) \(.real_peer)\"'"
 check "host programs on the cgroup2 root: sockops, getpeername4, getsockname4" \
-	"hostlo_host_name4 hostlo_host_peer4 hostlo_sockops 4" "$(root_progs) $(host_links)"
+	"hostlo_host_name4 hostlo_host_peer4 $SOCKOPS 4" "$(root_progs) $(host_links)"
 expect "PostgreSQL: select 1 with a password (default pg_hba.conf)" 0 "^1$" -- psql_in a1 127.0.0.1 'select 1'
 expect "PostgreSQL: inet_client_addr() is 127.0.0.1, inet_server_addr() too (steered to its loopback listener)" 0 \
 	"^127.0.0.1\|127.0.0.1$" -- psql_in a1 127.0.0.1 'select inet_client_addr(), inet_server_addr()'
@@ -140,7 +142,7 @@ counted=$(local_count)
 expect "attach --real-peer" 0 "^attached .*--connect tcp:$PG=$GW --real-peer \(host loopback: listening\)" -- \
 	"$HOSTLO" attach --container a1 --connect $PG --real-peer --connect $MY --real-peer --connect $RP --real-peer
 expect "list says so" 0 "tcp:$PG=$GW --real-peer \(host loopback: listening\) \(host service sees the container's address\)" -- "$HOSTLO" list
-check "no getpeername/getsockname program while no rule needs it" "hostlo_sockops 2" "$(root_progs) $(host_links)"
+check "no getpeername/getsockname program while no rule needs it" "$SOCKOPS 2" "$(root_progs) $(host_links)"
 expect "PostgreSQL: the pg_hba.conf refusal" 2 "no pg_hba.conf entry for host \"$A1\"" -- psql_in a1 127.0.0.1 'select 1'
 expect "Redis: DENIED" 0 "^DENIED" -- denied rcli a1 127.0.0.1 $RP ping
 expect "MariaDB: not allowed from the container's address" 1 "'$A1'" -- my_in a1 127.0.0.1 'select 1'

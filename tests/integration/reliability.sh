@@ -44,7 +44,7 @@ same_programs() {
 	local h want got bad=
 	for h in connect4 connect6 bind4 bind6 getpeername4 getpeername6 sendmsg4 recvmsg4 recvmsg6; do
 		want=$(bpftool -j prog show pinned "$HOSTLO_BPFFS/hostlo/$h" | jq .id)
-		got=$(cgroup_progs "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n) | .id] | first')
+		got=$(cgroup_progs "$CGT" | jq --arg n "hostlo_$h" '[.[] | select(.name == $n or .name == $n + "_percpu") | .id] | first')
 		[[ $want =~ ^[0-9]+$ ]] && [ "$want" = "$got" ] || bad="$bad $h:pinned=${want:-none},linked=${got:-none}"
 	done
 	echo "${bad:+differ:}${bad:-same}"

@@ -15,7 +15,7 @@ set -u
 cd "$(dirname "$0")/../.."
 K=$PWD/build/kernels
 KERNELS=${KERNELS:-bullseye bookworm trixie trixie-backports}
-KERNEL_SUITES=${KERNEL_SUITES-core transparency hostside-local reliability}
+KERNEL_SUITES=${KERNEL_SUITES-core transparency hostside-local handoff reliability}
 KERNEL_TIMEOUT=${KERNEL_TIMEOUT:-420}
 t0=$(date +%s)
 
