@@ -44,6 +44,13 @@ struct {
 	__type(value, struct hostlo_stats_val);
 } hostlo_stats SEC(".maps");
 
+/* The attached cgroups' own rows (struct hostlo_counts): one per cgroup, shared by its programs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE);
+	__type(key, __u64);
+	__type(value, struct hostlo_counts);
+} hostlo_counts SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -361,10 +368,20 @@ static __always_inline void count_row(__u64 cgroup_id, __u64 attach_id, enum hos
 	__sync_fetch_and_add(&row->count[c], 1);
 }
 
-/* Counts for the calling process's own cgroup. */
-static __always_inline void count(__u64 attach_id, enum hostlo_counter c)
+/*
+ * Counts a call of a process in cgroup cg whose rule is attach_id's, from a program attached to a
+ * cgroup: the attached cgroup's own processes in its storage (see struct hostlo_counts; the program
+ * that redirects is the one attached to the caller's nearest attached cgroup), any other row in the hash.
+ */
+static __always_inline void count(__u64 cg, __u64 attach_id, enum hostlo_counter c)
 {
-	count_row(bpf_get_current_cgroup_id(), attach_id, c);
+	struct hostlo_counts *own = bpf_get_local_storage(&hostlo_counts, 0);
+
+	if (cg == attach_id && own->owner == attach_id) {
+		__sync_fetch_and_add(&own->v.count[c], 1);
+		return;
+	}
+	count_row(cg, attach_id, c);
 }
 
 /* One trace event, only while a `hostlo trace` runs: otherwise a single array read is all it costs. */
@@ -457,7 +474,7 @@ static __always_inline struct hostlo_rule_val *decide(struct bpf_sock_addr *ctx,
 	if (!to)
 		return NULL;
 	if (!(to->flags & HOSTLO_RULE_ALWAYS) && local_listener(ctx, kind, orig)) {
-		count_row(cg, *attach_id, HOSTLO_CNT_CONNECT_KEPT_LOCAL);
+		count(cg, *attach_id, HOSTLO_CNT_CONNECT_KEPT_LOCAL);
 		trace_row(ctx, cg, HOSTLO_EV_KEPT_LOCAL, orig, *attach_id, bpf_htonl(LOOPBACK4), 0);
 		return NULL;
 	}
@@ -727,7 +744,7 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected, i
 	remember(ctx, to, HOSTLO_ORIG_LO4, kind, cg, attach_id, connected, percpu);
 	trace_row(ctx, cg, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
 	set_target4(ctx, to);
-	count_row(cg, attach_id, redirect_counter(kind));
+	count(cg, attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
 }
 
@@ -756,7 +773,7 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx, int percpu)
 	remember(ctx, to, orig, kind, cg, attach_id, 1, percpu);
 	trace_row(ctx, cg, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
 	set_target6(ctx, to);
-	count_row(cg, attach_id, redirect_counter(kind));
+	count(cg, attach_id, redirect_counter(kind));
 	return SYS_PROCEED;
 }
 
@@ -864,7 +881,7 @@ static __always_inline int restore4(struct bpf_sock_addr *ctx, int udp, enum hos
 		return SYS_PROCEED;
 	ctx->user_ip4 = bpf_htonl(LOOPBACK4);
 	ctx->user_port = orig_port;
-	count(attach_id, c);
+	count(bpf_get_current_cgroup_id(), attach_id, c);
 	return SYS_PROCEED;
 }
 
@@ -888,7 +905,7 @@ static __always_inline int restore6(struct bpf_sock_addr *ctx, int udp, enum hos
 		ctx->user_ip6[3] = bpf_htonl(LOOPBACK4);
 	}
 	ctx->user_port = orig_port;
-	count(attach_id, c);
+	count(bpf_get_current_cgroup_id(), attach_id, c);
 	return SYS_PROCEED;
 }
 
@@ -931,7 +948,7 @@ int hostlo_bind4(struct bpf_sock_addr *ctx)
 	if (!to)
 		return SYS_PROCEED;
 	ctx->user_ip4 = to->addr;
-	count_row(cg, attach_id, HOSTLO_CNT_BIND_REWRITTEN);
+	count(cg, attach_id, HOSTLO_CNT_BIND_REWRITTEN);
 	trace_row(ctx, cg, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO4, attach_id, to->addr, 0);
 	return SYS_PROCEED;
 }
@@ -950,7 +967,7 @@ int hostlo_bind6(struct bpf_sock_addr *ctx)
 	if (!to)
 		return SYS_PROCEED;
 	ctx->user_ip6[3] = 0;
-	count_row(cg, attach_id, HOSTLO_CNT_BIND_REWRITTEN);
+	count(cg, attach_id, HOSTLO_CNT_BIND_REWRITTEN);
 	trace_row(ctx, cg, HOSTLO_EV_BIND_REWRITTEN, HOSTLO_ORIG_LO6, attach_id, 0, 0);
 	return SYS_PROCEED;
 }

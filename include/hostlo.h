@@ -102,6 +102,19 @@ struct hostlo_stats_val {
 	__u64 count[HOSTLO_NR_COUNTERS];
 };
 
+/*
+ * hostlo_counts: the row of an attached cgroup's own processes (cgroup_id == attach_id, a container
+ * attached by itself), kept in that cgroup's storage (per CPU), which its programs reach without a
+ * lookup. Counted there only while owner is the cgroup's id: the loader zeroes it before a new
+ * attachment's rules are live and writes owner once its programs are linked; until then, and for
+ * every other row (a process in a cgroup below the attached one, the host side's counters), hostlo_stats.
+ * The kernel keeps a cgroup's storage until the cgroup goes: a detached cgroup's is not read.
+ */
+struct hostlo_counts {
+	__u64 owner;
+	struct hostlo_stats_val v;
+};
+
 /* What the application asked for, so it can be shown again (getpeername, recvmsg). */
 enum hostlo_orig {
 	HOSTLO_ORIG_NONE = 0,

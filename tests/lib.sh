@@ -91,6 +91,15 @@ hook_count() { cgroup_progs "$1" | jq '[.[] | select(.name // "" | startswith("h
 # hostlo_pins: how many entries hostlo has in the test bpffs (the kernel's own *.debug files aside).
 hostlo_pins() { find "$HOSTLO_BPFFS" -mindepth 1 -name 'hostlo*' 2>/dev/null | wc -l; }
 
+# storage_count CGROUP_REL: connect_redirected kept in that attached cgroup's own storage (the row of
+# its own processes, README: How it works), summed over CPUs; from the raw little-endian bytes
+storage_count() {
+	bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/counts" | jq --argjson id "$(stat -c %i "$CG2$1")" '
+		def byte: ltrimstr("0x") | explode | map(if . >= 97 then . - 87 else . - 48 end) | .[0] * 16 + .[1];
+		def le: map(byte) | reverse | reduce .[] as $b (0; . * 256 + $b);
+		[.[] | select((.key | le) == $id) | .values[].value[8:16] | le] | add // 0'
+}
+
 # counter CGROUP_REL NAME: one counter of one stats row (0 when the row does not exist).
 counter() {
 	"$HOSTLO" stats -j | jq -r --arg cg "$1" --arg k "$2" '[.[] | select(.cgroup == $cg) | .[$k]] | add // 0'

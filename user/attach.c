@@ -207,12 +207,16 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 
 	if (cg->level < 1 || cg->level > HOSTLO_MAX_LEVEL)
 		return seterr(err, "cgroup %s: cannot attach at level %d (1-%d)", cg->rel, cg->level, HOSTLO_MAX_LEVEL);
-	if (unchanged(st, cg->id, rs))
+	if (unchanged(st, cg->id, rs)) {
+		counts_own(st, cg->id); /* after an attach killed before it could */
 		return 0; /* the same rules, fully linked to the current programs: nothing to do */
+	}
 	if (begin(st, cg, rs, &x, err))
 		return -1;
 	if (retire_live(st, &x, err) || ruletab_write(st, rs, x.id, x.next.gen, err))
 		goto fail;
+	if (!x.was)
+		counts_reset(st, x.id); /* an earlier attachment's counts, kept by the kernel with the cgroup */
 	crash_point("attach:rules-map");
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0) {
@@ -221,6 +225,7 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 	}
 	if (make_live(st, cg, &x, err) || link_hooks(st, cg, cg_fd, &x, err))
 		goto fail;
+	counts_own(st, x.id);
 	x.cfg.attach_pending = 0;
 	if (state_config_write(st, &x.cfg, err))
 		goto fail;

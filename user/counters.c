@@ -11,6 +11,52 @@
 #include "objects.h"
 #include "util.h"
 
+/* The cgroup's storage row on every CPU, or NULL (none: no program of it is linked yet); caller frees. */
+static struct hostlo_counts *counts_read(struct state *st, uint64_t id, int *ncpu)
+{
+	struct hostlo_counts *v;
+
+	*ncpu = libbpf_num_possible_cpus();
+	if (*ncpu < 1 || !(v = calloc((size_t)*ncpu, sizeof(*v))))
+		return NULL;
+	if (bpf_map_lookup_elem(st->counts_fd, &id, v) != 0) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* No program counts into the row while this runs: owner is not id (or the rules are not live yet). */
+static void counts_write(struct state *st, uint64_t id, uint64_t owner)
+{
+	int ncpu;
+	struct hostlo_counts *v = counts_read(st, id, &ncpu);
+
+	if (!v)
+		return;
+	memset(v, 0, (size_t)ncpu * sizeof(*v));
+	for (int c = 0; c < ncpu; c++)
+		v[c].owner = owner;
+	bpf_map_update_elem(st->counts_fd, &id, v, BPF_EXIST);
+	free(v);
+}
+
+void counts_reset(struct state *st, uint64_t id)
+{
+	counts_write(st, id, 0);
+}
+
+void counts_own(struct state *st, uint64_t id)
+{
+	int ncpu;
+	struct hostlo_counts *v = counts_read(st, id, &ncpu);
+	bool owned = v && v[0].owner == id;
+
+	free(v);
+	if (v && !owned)
+		counts_write(st, id, id);
+}
+
 void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)
 {
 	struct hostlo_stats_key *keys;
@@ -32,6 +78,47 @@ void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)
 	}
 	free(keys);
 	attached_free(&t);
+}
+
+/* The attached cgroups' own rows kept in their storage, added to the hash's rows (the same row can be
+ * in both: counted in the hash before its owner was written, and by the host side). */
+static int add_owned_rows(struct state *st, struct stats_row **rows, size_t *n, char *err)
+{
+	struct attached_table t;
+	int ret = 0;
+
+	if (attached_load(st, &t, err))
+		return -1;
+	for (size_t i = 0; i < t.n && !ret; i++) {
+		uint64_t id = t.ids[i];
+		int ncpu;
+		struct hostlo_counts *v = counts_read(st, id, &ncpu);
+		struct stats_row *r = NULL;
+
+		if (!v)
+			continue;
+		for (size_t k = 0; k < *n && !r; k++)
+			if ((*rows)[k].cgroup_id == id && (*rows)[k].attach_id == id)
+				r = &(*rows)[k];
+		if (!r && v[0].owner == id) {
+			struct stats_row *more = realloc(*rows, (*n + 1) * sizeof(**rows));
+
+			if (!more) {
+				ret = seterr(err, "out of memory");
+			} else {
+				*rows = more;
+				r = &more[(*n)++];
+				*r = (struct stats_row){ .cgroup_id = id, .attach_id = id };
+			}
+		}
+		for (int c = 0; r && c < ncpu; c++)
+			if (v[c].owner == id)
+				for (int j = 0; j < HOSTLO_CNT_USED; j++)
+					r->count[j] += v[c].v.count[j];
+		free(v);
+	}
+	attached_free(&t);
+	return ret;
 }
 
 int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
@@ -69,7 +156,7 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 	}
 	free(keys);
 	free(vals);
-	return 0;
+	return add_owned_rows(st, rows, n, err);
 }
 
 int state_tracers(struct state *st, int delta, char *err)

@@ -16,6 +16,11 @@ struct stats_row {
 
 /* Counter rows summed over CPUs; caller frees. 0, or -1 with err. */
 int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err);
+/* Before a new attachment's rules are live: zeroes the storage row its cgroup may keep from an earlier
+ * one (struct hostlo_counts). After its programs are linked: makes it the row of the cgroup's own
+ * processes, if it is not yet. Errors are not the caller's concern: the hash counts meanwhile. */
+void counts_reset(struct state *st, uint64_t id);
+void counts_own(struct state *st, uint64_t id);
 /* Drops the rows of one attachment (attach_id), or with attach_id 0 those of vanished cgroups and
  * attachments (tree: the cgroups that exist). */
 void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree);

@@ -47,6 +47,7 @@ const struct map_def map_defs[NR_MAPS] = {
 	[MAP_HANDOFF]     = { "handoff", MAP(hostlo_handoff, handoff_fd) },
 	[MAP_REDIRECTED]  = { "redirected", MAP(hostlo_redirected, redirected_fd) },
 	[MAP_HANDOFF_SLOTS] = { "handoffslots", MAP(hostlo_handoff_slots, handoff_slots_fd) },
+	[MAP_COUNTS]      = { "counts", MAP(hostlo_counts, counts_fd) },
 };
 
 int *state_map_fd(struct state *st, enum map m)

@@ -28,7 +28,7 @@ enum host_hook {
 };
 enum map {
 	MAP_RULES, MAP_STATS, MAP_CONFIG, MAP_SOCKS, MAP_EVENTS, MAP_DROPS, MAP_FLOWS, MAP_LISTENERS,
-	MAP_STEER_PORTS, MAP_ATTACHED, MAP_PEERS, MAP_HANDOFF, MAP_REDIRECTED, MAP_HANDOFF_SLOTS,
+	MAP_STEER_PORTS, MAP_ATTACHED, MAP_PEERS, MAP_HANDOFF, MAP_REDIRECTED, MAP_HANDOFF_SLOTS, MAP_COUNTS,
 	NR_MAPS
 };
 
@@ -55,7 +55,7 @@ struct state {
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
 	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd, peers_fd,
-	    handoff_fd, redirected_fd, handoff_slots_fd;
+	    handoff_fd, redirected_fd, handoff_slots_fd, counts_fd;
 	/* every rule entry as last read (batched), until this process changes them */
 	struct hostlo_rule_key *dump_keys;
 	struct hostlo_rule_val *dump_vals;

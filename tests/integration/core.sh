@@ -107,6 +107,19 @@ expect "app2 still uses the parent's" 0 "^peer=127.0.0.1:$HP got=host2$" -- incg
 expect "app has no range rule of its own: not redirected" 1 '^error=ECONNREFUSED$' -- incg "$APP" "$PROBE" connect 127.0.0.1 $((RANGE_LO + 1))
 check "list shows both" "$REL $REL/app" "$("$HOSTLO" list -j | jq -r '[.[].cgroup] | sort | join(" ")')"
 
+echo "# the row of an attached cgroup's own processes: kept in the cgroup's storage, fresh for each attachment"
+# own_row REL: connect_redirected of REL's processes under REL's own attachment (stats -j)
+own_row() { "$HOSTLO" stats -j | jq --arg cg "$1" '[.[] | select(.cgroup == $cg and .attached_cgroup == $cg) | .connect_redirected] | add // 0'; }
+incg "$APP" "$PROBE" connect 127.0.0.1 $HP 6 >/dev/null
+check "app's own row: 1 + 6 connects, all of them in its storage" "7 7" "$(own_row $REL/app) $(storage_count $REL/app)"
+check "app2 (below the attached cgroup, not attached itself) counts in the hash as before (5 + 1): no storage of its own" "6 0" \
+	"$(counter $REL/app2 connect_redirected) $(storage_count $REL/app2)"
+"$HOSTLO" detach --cgroup $REL/app >/dev/null
+check "detached: the row is gone (the kernel keeps the storage until the cgroup goes)" 0 "$(own_row $REL/app)"
+"$HOSTLO" attach --cgroup $REL/app --connect $HP=$HOST_IP >/dev/null
+incg "$APP" "$PROBE" connect 127.0.0.1 $HP 2 >/dev/null
+check "attached again: the row starts from 0 (2 connects since), not from the old 7" "2 2" "$(own_row $REL/app) $(storage_count $REL/app)"
+
 echo "# detach"
 expect "detach the child" 0 "^detached $REL/app$" -- "$HOSTLO" detach --cgroup $REL/app
 expect "app falls back to the parent's rules" 0 "^peer=127.0.0.1:$HP got=host2$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $HP

@@ -185,7 +185,8 @@ check "gc removes the killed attach's entries" 1 "$(rule_entries)"
 
 echo "# $LOAD_CONNECTS connects from 8 clients while $SWAPS rule swaps and program upgrades happen"
 mkdir -p "$CGT/load"
-"$HOSTLO" attach --cgroup $REL --connect $HP=$HOST_IP:$HA >/dev/null
+# the load's own cgroup is attached: its counter row is in that cgroup's storage, through every upgrade
+"$HOSTLO" attach --cgroup $REL/load --connect $HP=$HOST_IP:$HA >/dev/null
 ip netns exec "$NS" sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
 # the load pauses halfway (LOADGEN_PAUSE_DIR): its first half is all made before the first swap and
 # its middle connect after it, so both targets are served however fast the load runs beside the swaps
@@ -197,7 +198,7 @@ swaps=0 upgrades=0 bins=("$HOSTLO" "$VARIANT")
 for i in $(seq "$SWAPS"); do
 	target=$([ $((i % 2)) = 0 ] && echo $HA || echo $HB)
 	bin=${bins[$(((i / 2) % 2))]}   # the build changes every other swap: a program upgrade in place
-	"$bin" attach --cgroup $REL --connect $HP=$HOST_IP:$target >/dev/null 2>"$OUT/swap.err" || { cat "$OUT/swap.err"; break; }
+	"$bin" attach --cgroup $REL/load --connect $HP=$HOST_IP:$target >/dev/null 2>"$OUT/swap.err" || { cat "$OUT/swap.err"; break; }
 	swaps=$((swaps + 1))
 	[ $((i % 2)) = 0 ] && upgrades=$((upgrades + 1))
 	if [ "$i" = 1 ]; then
@@ -213,7 +214,8 @@ check "load: every connect landed on the old or the new target, none failed" \
 	"0 connects=$LOAD_CONNECTS ok=$LOAD_CONNECTS failed=0" "$load_rc $(cut -d' ' -f1-3 "$OUT/load")"
 check "both targets served" "yes yes" "$(grep -q 'host-a=' "$OUT/load" && echo yes) $(grep -q 'host-b=' "$OUT/load" && echo yes)"
 check "all $SWAPS swaps ran ($upgrades of them with the other build)" "$SWAPS" "$swaps"
-check "counters equal the connects" "$LOAD_CONNECTS" "$(counter $REL/load connect_redirected)"
+check "counters equal the connects (in the load cgroup's storage, kept through the upgrades)" "$LOAD_CONNECTS $LOAD_CONNECTS" \
+	"$(counter $REL/load connect_redirected) $(storage_count $REL/load)"
 "$HOSTLO" detach --all >/dev/null
 
 echo "# bad input: exit 2 for a malformed command line, 1 for what cannot be done; one line; nothing left"
