@@ -80,15 +80,23 @@ void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)
 	attached_free(&t);
 }
 
-/* The attached cgroups' own rows kept in their storage, added to the hash's rows (the same row can be
- * in both: counted in the hash before its owner was written, and by the host side). */
+/*
+ * The attached cgroups' own rows kept in their storage, added to the hash's rows (the same row can be
+ * in both: counted in the hash before its owner was written, and by the host side). A hash row of an
+ * attachment that is gone is left out: the host side can count a connection after its detach.
+ */
 static int add_owned_rows(struct state *st, struct stats_row **rows, size_t *n, char *err)
 {
 	struct attached_table t;
+	size_t kept = 0;
 	int ret = 0;
 
 	if (attached_load(st, &t, err))
 		return -1;
+	for (size_t k = 0; k < *n; k++)
+		if (attached_find(&t, (*rows)[k].attach_id))
+			(*rows)[kept++] = (*rows)[k];
+	*n = kept;
 	for (size_t i = 0; i < t.n && !ret; i++) {
 		uint64_t id = t.ids[i];
 		int ncpu;

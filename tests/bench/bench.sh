@@ -159,14 +159,28 @@ for f in state listener; do
 	bpftool cgroup attach "$CG2/$HL_NAME-$f" connect4 pinned "$HOSTLO_BPFFS/bare/floor_${f}_connect4" || exit 1
 done
 HOOKS=(connect4 connect6 getpeername6 bare/bare_connect4 bare/bare_connect6 bare/floor_state_connect4 bare/floor_listener_connect4)
+# hostlo's client: in a cgroup attached by itself (OWN, as a container attached by --container or
+# --pid; beside the test host's cgroup, not below it: a nested attachment would run the program twice
+# per connect), and for connect4_below in a cgroup below the attached one (app: a pod attached as a
+# whole), whose counter row is in the hash (README, How it works)
+OWN=$CG2/$HL_NAME-own
+mkdir -p "$OWN"
+# attach_own RULES...: the same rules on OWN, with the gateway given (it has no process to read it from)
+attach_own() {
+	local a out=()
+	for a in "$@"; do [[ $a =~ ^[0-9]+$ ]] && a=$a=$HOST_IP; out+=("$a"); done
+	"$HOSTLO" attach --cgroup /$HL_NAME-own "${out[@]}" >/dev/null
+}
+hook_ns() { awk -v c=$(($3 - $1)) -v t=$(($4 - $2)) 'BEGIN { printf "%.1f", c ? t / c : 0 }'; }
 sysctl -qw kernel.bpf_stats_enabled=1
 for n in 1 1000 10000; do
 	rules=(--connect $P --connect $PT --connect $P6)
 	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
 	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
+	attach_own "${rules[@]}" || exit 1
 	declare -A before=()
 	for h in "${HOOKS[@]}"; do before[$h]=$(prog_stats $h); done
-	for cg in "$CGT/app" "$BARE/app" "$CG2/$HL_NAME-state/app" "$CG2/$HL_NAME-listener/app"; do
+	for cg in "$OWN" "$BARE/app" "$CG2/$HL_NAME-state/app" "$CG2/$HL_NAME-listener/app"; do
 		incg "$cg" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
 		[ "${cg%-state/app}" = "$cg" ] && [ "${cg%-listener/app}" = "$cg" ] &&
 			incg "$cg" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
@@ -174,17 +188,25 @@ for n in 1 1000 10000; do
 	for h in "${HOOKS[@]}"; do
 		read -r c0 t0 <<<"${before[$h]}"
 		read -r c1 t1 <<<"$(prog_stats $h)"
-		sample "hook_ns_$n" "${h#bare/}" 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
+		sample "hook_ns_$n" "${h#bare/}" 0 "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
 	done
-	# the same rules with --real-peer: no host flow to hand over to sockops (what that costs connect4)
-	rules=(--connect $P --real-peer --connect $PT --real-peer --connect $P6 --real-peer)
-	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
-	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
 	read -r c0 t0 <<<"$(prog_stats connect4)"
 	incg "$CGT/app" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
 	read -r c1 t1 <<<"$(prog_stats connect4)"
-	sample "hook_ns_$n" connect4_real_peer 0 "$(awk -v c=$((c1 - c0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.1f", c ? t / c : 0 }')" ns/call
+	sample "hook_ns_$n" connect4_below 0 "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
+	# the same rules with --real-peer: no host flow to hand over to sockops (what that costs connect4)
+	rules=(--connect $P --real-peer --connect $PT --real-peer --connect $P6 --real-peer)
+	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
+	attach_own "${rules[@]}" || exit 1
+	read -r c0 t0 <<<"$(prog_stats connect4)"
+	incg "$OWN" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
+	read -r c1 t1 <<<"$(prog_stats connect4)"
+	sample "hook_ns_$n" connect4_real_peer 0 "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
 done
+# a hook cost is only worth its name if its client was redirected: fail loudly otherwise
+[ "$("$HOSTLO" stats -j | jq "[.[] | select(.cgroup == \"/$HL_NAME-own\") | .connect_redirected] | add // 0")" -gt 0 ] ||
+	{ echo "hostlo: bench: the hook cost's client (/$HL_NAME-own) was never redirected" >&2; exit 1; }
+"$HOSTLO" detach --cgroup /$HL_NAME-own >/dev/null
 "$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null # the default again, for the host side
 # the host side on the server's accept(): the getpeername4 program that shows a redirected client as
 # 127.0.0.1 (peer4), and sockops (which marks such sockets), on unrelated (direct) and redirected accepts

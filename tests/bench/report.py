@@ -42,8 +42,9 @@ for fig, better in [("rate", "higher"), ("cpu", "lower"), ("p50", "lower"), ("p9
 # each hook's ns/call beside the bare rewrite program's, measured in the same run on the same loops;
 # the floors are the bare rewrite plus one kernel facility connect4 relies on (bare.bpf.c)
 FLOORS = ("floor_state_connect4", "floor_listener_connect4")
-# connect4 again with --real-peer rules: nothing handed over to the host side
-VARIANTS = ("connect4_real_peer",)
+# connect4 again: from a cgroup below the attached one (its counter row in the hash); with --real-peer
+# rules (nothing handed over to the host side)
+VARIANTS = ("connect4_below", "connect4_real_peer")
 hook, bare_ratio = {}, {}
 for n in ("1", "1000", "10000"):
     for h in ("connect4", "connect6", "getpeername6", "bare_connect4", "bare_connect6") + VARIANTS + FLOORS:

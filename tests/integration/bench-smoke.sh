@@ -20,8 +20,8 @@ check "hook cost measured for connect4 at 1, 1000 and 10000 rules" 3 "$(jq '[.ho
 check "the bare rewrite measured in the same run, connect4 and connect6 at 1, 1000 and 10000 rules" 6 \
 	"$(jq '[.hook_ns_per_call[] | .bare_connect4, .bare_connect6 | select(. > 0)] | length' "$out/summary.json")"
 check "hostlo's connect4 and connect6 as a ratio to it" 6 "$(jq '[.hook_ratio_to_bare[] | .connect4, .connect6 | select(. > 0)] | length' "$out/summary.json")"
-check "connect4 with --real-peer rules measured at 1, 1000 and 10000 rules, with its ratio" 6 \
-	"$(jq '[(.hook_ns_per_call[], .hook_ratio_to_bare[]) | .connect4_real_peer | select(. > 0)] | length' "$out/summary.json")"
+check "connect4 with --real-peer rules, and from a cgroup below the attached one, measured at 1, 1000 and 10000 rules, with their ratios" 12 \
+	"$(jq '[(.hook_ns_per_call[], .hook_ratio_to_bare[]) | .connect4_real_peer, .connect4_below | select(. > 0)] | length' "$out/summary.json")"
 check "the floors (bare + socket storage, bare + listener lookup) measured on connect4 with their ratios" 12 \
 	"$(jq '[(.hook_ns_per_call[], .hook_ratio_to_bare[]) | .floor_state_connect4, .floor_listener_connect4 | select(. > 0)] | length' "$out/summary.json")"
 check "an unpinned round: direct and hostlo measured" 2 "$(jq '[.rate_unpinned.direct, .rate_unpinned.hostlo | select(. > 0)] | length' "$out/summary.json")"
