@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 10
+#define HOSTLO_ABI_VERSION 11
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -111,8 +111,9 @@ struct hostlo_stats_val {
  * The kernel keeps a cgroup's storage until the cgroup goes: a detached cgroup's is not read.
  */
 struct hostlo_counts {
-	__u64 owner;
 	struct hostlo_stats_val v;
+	__u64 owner;                     /* last: the loader's write of a CPU's copy reaches it after the
+	                                    zeroed counts, so no program counts into a row not yet zeroed */
 };
 
 /* What the application asked for, so it can be shown again (getpeername, recvmsg). */
@@ -212,7 +213,8 @@ struct hostlo_handoff {
  * compare-and-swap of the cookie (0: free); a slot taken by another connect sends it to hostlo_handoff
  * instead. hostlo_sockops takes it back on its CPU, or on any CPU when the task moved between the two.
  * A claim that was never taken (the connect failed before the connection started) is reclaimed after
- * HOSTLO_HANDOFF_STALE_NS.
+ * HOSTLO_HANDOFF_STALE_NS: long, as a TCP_FASTOPEN_CONNECT socket starts its connection only at its
+ * first write (a stale claim only sends the hand-offs of its slot to the hash meanwhile).
  */
 struct hostlo_handoff_slot {
 	__u64 cookie;                    /* the socket's cookie, 0 while free */
@@ -224,7 +226,7 @@ struct hostlo_handoff_slot {
 };
 
 #define HOSTLO_HANDOFF_SLOTS 16
-#define HOSTLO_HANDOFF_STALE_NS (30ULL * 1000000000)
+#define HOSTLO_HANDOFF_STALE_NS (600ULL * 1000000000)
 #define HOSTLO_REDIRECT_SLOTS 16          /* hostlo_redirected: per CPU */
 
 /* hostlo_listeners key: a host socket listening on 127.0.0.1:port. */

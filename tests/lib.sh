@@ -97,7 +97,7 @@ storage_count() {
 	bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/counts" | jq --argjson id "$(stat -c %i "$CG2$1")" '
 		def byte: ltrimstr("0x") | explode | map(if . >= 97 then . - 87 else . - 48 end) | .[0] * 16 + .[1];
 		def le: map(byte) | reverse | reduce .[] as $b (0; . * 256 + $b);
-		[.[] | select((.key | le) == $id) | .values[].value[8:16] | le] | add // 0'
+		[.[] | select((.key | le) == $id) | .values[].value[0:8] | le] | add // 0'
 }
 
 # counter CGROUP_REL NAME: one counter of one stats row (0 when the row does not exist).

@@ -215,8 +215,12 @@ int state_attach(struct state *st, const struct cgroup *cg, const struct ruleset
 		return -1;
 	if (retire_live(st, &x, err) || ruletab_write(st, rs, x.id, x.next.gen, err))
 		goto fail;
-	if (!x.was)
-		counts_reset(st, x.id); /* an earlier attachment's counts, kept by the kernel with the cgroup */
+	if (!x.was) {
+		/* an earlier attachment's counts: kept by the kernel with the cgroup (its storage), or
+		 * counted by the host side after its detach (its hash rows) */
+		counts_reset(st, x.id);
+		counters_drop(st, x.id, NULL);
+	}
 	crash_point("attach:rules-map");
 	cg_fd = open(cg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cg_fd < 0) {

@@ -80,6 +80,15 @@ void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)
 	attached_free(&t);
 }
 
+static bool counted(const struct hostlo_counts *v, int ncpu, uint64_t id)
+{
+	for (int c = 0; c < ncpu; c++)
+		for (int j = 0; j < HOSTLO_CNT_USED; j++)
+			if (v[c].owner == id && v[c].v.count[j])
+				return true;
+	return false;
+}
+
 /*
  * The attached cgroups' own rows kept in their storage, added to the hash's rows (the same row can be
  * in both: counted in the hash before its owner was written, and by the host side). A hash row of an
@@ -108,7 +117,8 @@ static int add_owned_rows(struct state *st, struct stats_row **rows, size_t *n, 
 		for (size_t k = 0; k < *n && !r; k++)
 			if ((*rows)[k].cgroup_id == id && (*rows)[k].attach_id == id)
 				r = &(*rows)[k];
-		if (!r && v[0].owner == id) {
+		/* a row only for what was counted, as in the hash (a pod's own cgroup counts nothing) */
+		if (!r && v[0].owner == id && counted(v, ncpu, id)) {
 			struct stats_row *more = realloc(*rows, (*n + 1) * sizeof(**rows));
 
 			if (!more) {

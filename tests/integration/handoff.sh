@@ -98,7 +98,7 @@ way hash "$CRASH" "$names_hash" 0
 if [ "$percpu" = 1 ]; then
 	# stale: connects that fail after their program ran (no route to the gateway) leave claims no
 	# connection takes back; the next connects on those slots reclaim them once stale (here after 1 s,
-	# 30 s in a normal build) and meanwhile go through the hash
+	# 10 minutes in a normal build) and meanwhile go through the hash
 	stale() { # HOW BIN: prints "held-after-failures connects-that-worked held-after"
 		local held ok
 		"$HOSTLO" detach --all >/dev/null 2>&1
@@ -116,7 +116,7 @@ if [ "$percpu" = 1 ]; then
 	check "16 failed connects leave claims" yes "$([ "${held:-0}" -gt 0 ] && echo yes || echo no)"
 	check "64 connects after: all reach the server, the stale claims are reclaimed, nothing left" "64 0 0" "$ok $after $left"
 	read -r held2 ok after left <<<"$(stale "" "$HOSTLO")"
-	check "not yet stale (a normal build, 30 s): the claims stay, the connects go through the hash" "64 $held2 0" "$ok $after $left"
+	check "not yet stale (a normal build, 10 minutes): the claims stay, the connects go through the hash" "64 $held2 0" "$ok $after $left"
 fi
 
 "$HOSTLO" detach --all >/dev/null 2>&1
