@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include "links.h"
 #include "objects.h"
+#include "preflight.h"
 #include "util.h"
 
 void link_path(const struct state *st, uint64_t id, int hook, char *buf, size_t len)
@@ -85,10 +86,13 @@ int link_create(const struct state *st, uint64_t id, int hook, int cg_fd, const 
 
 	link_path(st, id, hook, p, sizeof(p));
 	unlink(p); /* stale: its cgroup or program is gone */
+	preflight_memlock_for_links();
 	link = bpf_link_create(st->prog_fd[hook], cg_fd, hook_defs[hook].type, NULL);
 	if (link < 0)
 		return seterr(err, "attach %s to %s: %s%s", hook_defs[hook].name, rel, strerror(errno),
-			      errno == EPERM ? " (needs CAP_NET_ADMIN)" : "");
+			      errno == EPERM ? " (needs CAP_NET_ADMIN)" :
+			      errno == ENOMEM && !kernel_at_least(5, 11) ? " (RLIMIT_MEMLOCK: Linux before 5.11 charges "
+			      "BPF memory to it, and it could not be raised)" : "");
 	/* an unpinned link dies with this process, so a crash here leaves nothing attached */
 	if (bpf_obj_pin(link, p) != 0) {
 		seterr(err, "pin %s: %s", p, strerror(errno));

@@ -1,6 +1,7 @@
 /* preflight.c: the kernel version (one uname parser) and the capabilities a command needs, checked
  * up front so the error names what is missing instead of a bare EPERM from the kernel. */
 #include <stdio.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 #include "preflight.h"
@@ -37,6 +38,21 @@ bool kernel_at_least(int major, int minor)
 
 	return kernel_version(&have_major, &have_minor) == 0 &&
 	       version_at_least(have_major, have_minor, major, minor);
+}
+
+void preflight_memlock_for_links(void)
+{
+	static bool done;
+	struct rlimit r = { RLIM_INFINITY, RLIM_INFINITY };
+
+	if (done || kernel_at_least(5, 11))
+		return;
+	done = true;
+	/* without CAP_SYS_RESOURCE only up to the hard limit */
+	if (setrlimit(RLIMIT_MEMLOCK, &r) != 0 && getrlimit(RLIMIT_MEMLOCK, &r) == 0) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_MEMLOCK, &r);
+	}
 }
 
 bool kernel_has_host_side(void)

@@ -9,6 +9,9 @@ int kernel_version(int *major, int *minor);
 /* Whether the running kernel is major.minor or newer; false when its version cannot be read (a
  * feature is used only where the kernel is known to have it). */
 bool kernel_at_least(int major, int minor);
+/* Linux before 5.11 charges BPF memory to RLIMIT_MEMLOCK: raises it (once per process) so a link can
+ * allocate its cgroup's counter storage. libbpf raises it only in the run that loads the object. */
+void preflight_memlock_for_links(void);
 /* Whether this kernel can steer to host loopback listeners (sk_lookup with ingress_ifindex: 5.17). */
 bool kernel_has_host_side(void);
 /* Why it cannot, for people: "needs Linux 5.17, this is 5.10". */
