@@ -132,6 +132,32 @@ struct {
 } hostlo_handoff_slots SEC(".maps");
 
 /*
+ * listen() calls on the machine, counted by hostlo_sockops on the cgroup2 root (TCP_LISTEN_CB, which
+ * the kernel raises once the socket is in the listening hash). Pinned, so every build's programs share it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} hostlo_listen_epoch SEC(".maps");
+
+/*
+ * A CPU's last "nothing listens on loopback:port here" answers (slot: port % LISTEN_MEMO_SLOTS), each a
+ * tag of the caller's network namespace, the port, the loopback form, rules_version and the listen epoch
+ * it was found under (listen_tag): it holds until the next listen() anywhere. One aligned word, so a
+ * reader sees a whole tag or another whole one. Only positive answers are expensive to get wrong (a
+ * connect redirected away from a local listener), and those are never kept.
+ */
+#define LISTEN_MEMO_SLOTS 16
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LISTEN_MEMO_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} hostlo_listen_memo SEC(".maps");
+
+/*
  * Set only by the loader's test builds (the verifier drops what it guards when it is 0): a connect's
  * hand-off claims the next CPU's slot, as if the task moved before its connection started; or finds
  * every slot taken, as if other connects held them. And a claim never taken back made stale sooner.
@@ -439,12 +465,52 @@ static __always_inline __u8 loopback6(struct bpf_sock_addr *ctx)
 	return HOSTLO_ORIG_NONE;
 }
 
+static __always_inline __u64 read_once64(const __u64 *p)
+{
+	return *(const volatile __u64 *)p;
+}
+
+/*
+ * This CPU's memo slot for a TCP connect's local-listener answer (see hostlo_listen_memo), with in *tag
+ * what it holds while "none" stands; NULL while no answer may be kept (the loader is changing rules, or
+ * nothing counts listen() calls: config.listen_memo). The epoch is read before the socket lookup and a
+ * listen() advances it after its socket is in the listening hash, so a lookup that missed a listener was
+ * made under an epoch that listener's listen() has since ended (x86 keeps loads in order; elsewhere the
+ * loader keeps rules_version odd, and this memo unused, as for the rule memo).
+ */
+static __always_inline __u64 *listen_memo(struct bpf_sock_addr *ctx, __u8 orig, __u64 *tag)
+{
+	__u32 zero = 0, slot = bpf_ntohs((__u16)ctx->user_port) % LISTEN_MEMO_SLOTS, version;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+	__u64 *epoch = bpf_map_lookup_elem(&hostlo_listen_epoch, &zero), h = 0x9e3779b97f4a7c15ULL;
+
+	if (!cfg || !epoch)
+		return NULL;
+	version = read_once(&cfg->rules_version);
+	barrier_();
+	if ((version & 1) || !read_once(&cfg->listen_memo))
+		return NULL;
+	h = mix(h, bpf_get_netns_cookie(ctx));
+	h = mix(h, (__u64)version << 32 | (__u64)(__u16)ctx->user_port << 8 | orig);
+	h = mix(h, read_once64(epoch));
+	barrier_();
+	*tag = h | 1; /* never 0, what a slot holds before its first answer */
+	return bpf_map_lookup_elem(&hostlo_listen_memo, &slot);
+}
+
 /* Something in the caller's own network namespace listens on the loopback address and port asked for. */
 static __always_inline int local_listener(struct bpf_sock_addr *ctx, __u8 kind, __u8 orig)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
+	__u64 *memo = NULL, tag = 0;
 	__u32 size;
+
+	if (kind == HOSTLO_KIND_CONNECT_TCP) {
+		memo = listen_memo(ctx, orig, &tag);
+		if (memo && *memo == tag)
+			return 0;
+	}
 
 	if (orig == HOSTLO_ORIG_LO6) {
 		t.ipv6.daddr[3] = bpf_htonl(1);
@@ -459,8 +525,11 @@ static __always_inline int local_listener(struct bpf_sock_addr *ctx, __u8 kind, 
 		sk = bpf_sk_lookup_udp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
 	else
 		sk = bpf_skc_lookup_tcp(ctx, &t, size, BPF_F_CURRENT_NETNS, 0);
-	if (!sk)
+	if (!sk) {
+		if (memo)
+			*memo = tag;
 		return 0;
+	}
 	bpf_sk_release(sk);
 	return 1;
 }
@@ -1100,6 +1169,16 @@ static __always_inline void flow_started(struct bpf_sock_ops *ctx, int percpu)
 		bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
+/* Any listen() on the machine ends every CPU's "no local listener" answers (see listen_memo). */
+static __always_inline void listen_counted(void)
+{
+	__u32 zero = 0;
+	__u64 *epoch = bpf_map_lookup_elem(&hostlo_listen_epoch, &zero);
+
+	if (epoch)
+		__sync_fetch_and_add(epoch, 1);
+}
+
 static __always_inline void listener_started(struct bpf_sock_ops *ctx)
 {
 	struct hostlo_listener_key key = { .port = (__u16)ctx->local_port };
@@ -1165,6 +1244,7 @@ static __always_inline int sockops(struct bpf_sock_ops *ctx, int percpu)
 		}
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		listen_counted();
 		listener_started(ctx);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:

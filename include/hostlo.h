@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 11
+#define HOSTLO_ABI_VERSION 12
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -252,7 +252,10 @@ struct hostlo_config {
 	__u32 rules_version;             /* changed around every change of which rules apply (attached cgroups,
 	                                    generations, levels): odd while one is under way. The programs'
 	                                    per-CPU memo of rules found holds only for the version it saw */
-	__u32 pad2;
+	__u32 listen_memo;               /* 1 while hostlo_sockops is linked on the cgroup2 root, so every
+	                                    listen() on the machine advances hostlo_listen_epoch: a CPU may
+	                                    then keep "no local listener" answers until the next one. Set
+	                                    and cleared inside a rules_version change */
 };
 #define HOSTLO_PEER_ADDRS 8
 

@@ -44,38 +44,13 @@ static bool unchanged(struct state *st, uint64_t id, const struct ruleset *rs)
 	return same;
 }
 
-/*
- * The programs keep a per-CPU memo of the rules they found, valid for one rules_version (hostlo.h): it is
- * odd from before a change of which rules apply (attached cgroups, their generations, levels) until after
- * it, then the next even value, so nothing found before or during the change is used after it. A
- * config write is a memcpy whose parts other CPUs may see in any order: an attach writes the even value
- * alone, after everything else of the change; detach and gc write it with a narrower level mask, and any
- * mix of the two masks still covers every attached level.
- */
-static void version_changing(struct hostlo_config *cfg)
-{
-	cfg->rules_version |= 1;
-}
-
-static void version_changed(struct hostlo_config *cfg)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	cfg->rules_version = (cfg->rules_version | 1) + 1;
-#else
-	/* Only x86 keeps a program's read of the version before its map reads (a total store order): on
-	 * a weaker CPU a program could read the new version and an old rule and keep the pair. So the
-	 * version stays odd there, and the memo unused. */
-	cfg->rules_version = (cfg->rules_version | 1) + 2;
-#endif
-}
-
 static int rules_changing(struct state *st, char *err)
 {
 	struct hostlo_config cfg;
 
 	if (state_config_read(st, &cfg, err))
 		return -1;
-	version_changing(&cfg);
+	config_version_changing(&cfg);
 	return state_config_write(st, &cfg, err);
 }
 
@@ -112,7 +87,7 @@ static int begin(struct state *st, const struct cgroup *cg, const struct ruleset
 	x->cfg.level_mask |= 1ULL << cg->level;
 	if ((__u32)cg->level > x->cfg.max_level)
 		x->cfg.max_level = (__u32)cg->level;
-	version_changing(&x->cfg);
+	config_version_changing(&x->cfg);
 	if (state_config_write(st, &x->cfg, err))
 		return -1;
 	x->saved_cfg = x->cfg;
@@ -144,7 +119,7 @@ static int make_live(struct state *st, const struct cgroup *cg, struct attach_tx
 			      errno == E2BIG ? " (too many attached cgroups)" : "");
 	crash_point("attach:rules-set");
 	x->cfg.attach_pending = x->id; /* a crash before all links exist: the next command removes the attachment */
-	version_changed(&x->cfg);
+	config_version_changed(&x->cfg);
 	if (state_config_write(st, &x->cfg, err))
 		return -1;
 	crash_point("attach:config");
@@ -188,14 +163,14 @@ static void rollback(struct state *st, const struct attach_txn *x)
 			unlink(p);
 		}
 	}
-	version_changing(&cfg); /* the rules change back: no memo from here */
+	config_version_changing(&cfg); /* the rules change back: no memo from here */
 	state_config_write(st, &cfg, scratch);
 	if (x->was)
 		bpf_map_update_elem(st->attached_fd, &x->id, &x->cur, BPF_ANY);
 	else
 		bpf_map_delete_elem(st->attached_fd, &x->id);
 	/* the config as it was, under a version never used before: a memo of the new rules never holds again */
-	version_changed(&cfg);
+	config_version_changed(&cfg);
 	back.rules_version = cfg.rules_version;
 	state_config_write(st, &back, scratch);
 }
@@ -245,21 +220,25 @@ out:
 	return ret;
 }
 
-/* The level mask is a superset while detaching; recomputed here from the cgroups still attached. */
+/*
+ * The level mask is a superset while detaching; recomputed here from the cgroups still attached. Every
+ * command's gc comes here: when nothing changed (no change under way, the same levels and peer
+ * addresses) the config is left alone, so `stats` or a scrape does not empty the programs' memos.
+ */
 static int recompute_config(struct state *st, char *err)
 {
-	struct hostlo_config cfg;
+	struct hostlo_config cfg, was;
 	struct attached_table t;
 
 	if (state_config_read(st, &cfg, err) || attached_load(st, &t, err))
 		return -1;
+	was = cfg;
 	if (peer_addrs_recompute(st, &t, &cfg, err)) {
 		attached_free(&t);
 		return -1;
 	}
 	cfg.level_mask = 0;
 	cfg.max_level = 0;
-	version_changed(&cfg);
 	for (size_t i = 0; i < t.n; i++) {
 		int level = t.vals[i].level;
 
@@ -268,6 +247,9 @@ static int recompute_config(struct state *st, char *err)
 			cfg.max_level = (__u32)level;
 	}
 	attached_free(&t);
+	if (memcmp(&cfg, &was, sizeof(cfg)) == 0 && !(cfg.rules_version & 1))
+		return 0;
+	config_version_changed(&cfg);
 	return state_config_write(st, &cfg, err);
 }
 

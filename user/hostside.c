@@ -191,7 +191,8 @@ static void add_open_listeners(struct state *st, const uint8_t *want)
 }
 
 /* A pinned host link that still attaches its program where it should; else the pin is removed. */
-static bool host_link_ok(const struct state *st, int h, const char *path, uint64_t where)
+/* The pin at path is a link of hook h's program, on where (a cgroup id, or a netns inode). */
+static bool host_link_matches(const struct state *st, int h, const char *path, uint64_t where)
 {
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
@@ -206,9 +207,15 @@ static bool host_link_ok(const struct state *st, int h, const char *path, uint64
 			      info.cgroup.attach_type == host_hook_defs[h].type :
 		      info.type == BPF_LINK_TYPE_NETNS && info.netns.netns_ino == where);
 	close(fd);
-	if (!ok)
-		unlink(path);
 	return ok;
+}
+
+static bool host_link_ok(const struct state *st, int h, const char *path, uint64_t where)
+{
+	if (host_link_matches(st, h, path, where))
+		return true;
+	unlink(path);
+	return false;
 }
 
 /* The host hooks linked while some rule steers: always these; the others only when wanted. */
@@ -372,9 +379,42 @@ static int set_owner(struct state *st, __u64 cookie, bool done, char *err)
 	return state_config_write(st, &cfg, err);
 }
 
+/*
+ * config.listen_memo: on only while the sockops link on the cgroup2 root counts every listen(), so it is
+ * turned off before that link goes or is replaced, and on after it is in. Inside a rules_version change
+ * (written odd, then the next even value), so no answer kept before it is used after it.
+ */
+static int listen_memo_set(struct state *st, bool on, char *err)
+{
+	struct hostlo_config cfg;
+
+	if (state_config_read(st, &cfg, err))
+		return -1;
+	if (cfg.listen_memo == on)
+		return 0;
+	config_version_changing(&cfg);
+	cfg.listen_memo = on;
+	if (state_config_write(st, &cfg, err))
+		return -1;
+	config_version_changed(&cfg);
+	return state_config_write(st, &cfg, err);
+}
+
+/* The sockops link on the cgroup2 root at mnt is hostlo's, as host_links_up would leave it. */
+static bool sockops_linked(struct state *st, const char *mnt)
+{
+	char p[PATH_MAX];
+	struct stat sb;
+
+	host_link_path(st, HOST_HOOK_SOCKOPS, p, sizeof(p));
+	return stat(mnt, &sb) == 0 && host_link_matches(st, HOST_HOOK_SOCKOPS, p, sb.st_ino);
+}
+
 /* No rule steers: programs first, so nothing is steered while the maps are emptied. */
 static int host_side_down(struct state *st, const uint8_t *want, char *err)
 {
+	if (listen_memo_set(st, false, err))
+		return -1;
 	host_links_pinned(st, true);
 	if (set_owner(st, 0, false, err) || set_ports(st, want, false, err))
 		return -1;
@@ -385,10 +425,14 @@ static int host_side_up(struct state *st, const char *mnt, const uint8_t *want, 
 {
 	if (set_ports(st, want, true, err) || set_owner(st, here, false, err))
 		return -1;
+	if (!sockops_linked(st, mnt) && listen_memo_set(st, false, err))
+		return -1;
 	/* the program that picks up listeners first, so one that starts meanwhile is not missed */
 	if (host_links_up(st, mnt, HOST_HOOKS_CORE | (local ? HOST_HOOKS_PEER : 0), err))
 		return -1;
 	add_open_listeners(st, want);
+	if (listen_memo_set(st, true, err))
+		return -1;
 	return set_owner(st, here, true, err);
 }
 

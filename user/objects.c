@@ -48,6 +48,7 @@ const struct map_def map_defs[NR_MAPS] = {
 	[MAP_REDIRECTED]  = { "redirected", MAP(hostlo_redirected, redirected_fd) },
 	[MAP_HANDOFF_SLOTS] = { "handoffslots", MAP(hostlo_handoff_slots, handoff_slots_fd) },
 	[MAP_COUNTS]      = { "counts", MAP(hostlo_counts, counts_fd) },
+	[MAP_LISTEN_EPOCH] = { "listenepoch", MAP(hostlo_listen_epoch, listen_epoch_fd) },
 };
 
 int *state_map_fd(struct state *st, enum map m)
@@ -105,4 +106,29 @@ int state_config_write(struct state *st, const struct hostlo_config *cfg, char *
 	if (bpf_map_update_elem(st->config_fd, &zero, cfg, BPF_ANY) != 0)
 		return seterr(err, "update config map: %s", strerror(errno));
 	return 0;
+}
+
+/*
+ * The programs keep a per-CPU memo of the rules they found, valid for one rules_version (hostlo.h): it is
+ * odd from before a change of which rules apply (attached cgroups, their generations, levels) until after
+ * it, then the next even value, so nothing found before or during the change is used after it. A
+ * config write is a memcpy whose parts other CPUs may see in any order: an attach writes the even value
+ * alone, after everything else of the change; detach and gc write it with a narrower level mask, and any
+ * mix of the two masks still covers every attached level.
+ */
+void config_version_changing(struct hostlo_config *cfg)
+{
+	cfg->rules_version |= 1;
+}
+
+void config_version_changed(struct hostlo_config *cfg)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	cfg->rules_version = (cfg->rules_version | 1) + 1;
+#else
+	/* Only x86 keeps a program's read of the version before its map reads (a total store order): on
+	 * a weaker CPU a program could read the new version and an old rule and keep the pair. So the
+	 * version stays odd there, and the memo unused. */
+	cfg->rules_version = (cfg->rules_version | 1) + 2;
+#endif
 }

@@ -29,6 +29,7 @@ enum host_hook {
 enum map {
 	MAP_RULES, MAP_STATS, MAP_CONFIG, MAP_SOCKS, MAP_EVENTS, MAP_DROPS, MAP_FLOWS, MAP_LISTENERS,
 	MAP_STEER_PORTS, MAP_ATTACHED, MAP_PEERS, MAP_HANDOFF, MAP_REDIRECTED, MAP_HANDOFF_SLOTS, MAP_COUNTS,
+	MAP_LISTEN_EPOCH,
 	NR_MAPS
 };
 
@@ -55,7 +56,8 @@ struct state {
 	int lock_fd;
 	bool present;           /* the pinned objects exist and are open */
 	int rules_fd, stats_fd, config_fd, socks_fd, events_fd, drops_fd, flows_fd, listeners_fd, ports_fd, attached_fd, peers_fd,
-	    handoff_fd, redirected_fd, handoff_slots_fd, counts_fd;
+	    handoff_fd, redirected_fd, handoff_slots_fd, counts_fd,
+	    listen_epoch_fd;
 	/* every rule entry as last read (batched), until this process changes them */
 	struct hostlo_rule_key *dump_keys;
 	struct hostlo_rule_val *dump_vals;
@@ -76,5 +78,8 @@ void state_close_fd(int *fd);
 /* hostlo_config[0], read or written whole. 0, or -1 with err. */
 int state_config_read(struct state *st, struct hostlo_config *cfg, char *err);
 int state_config_write(struct state *st, const struct hostlo_config *cfg, char *err);
+/* rules_version around a change of what the programs may keep in their per-CPU memos (objects.c) */
+void config_version_changing(struct hostlo_config *cfg);
+void config_version_changed(struct hostlo_config *cfg);
 
 #endif

@@ -90,13 +90,21 @@ expect "dig @127.0.0.1 resolves through the host's dnsmasq" 0 "^198.18.0.99$" --
 expect "outside the attached cgroup dig gets no answer" 9 "no servers could be reached" -- incg "$CGO" dig +short +time=1 +tries=1 @127.0.0.1 hostlo.test
 
 echo "# local listeners win"
+# All from CPU 0: a redirected connect leaves "nothing listens on loopback:port here" in that CPU's memo,
+# which the next listen() anywhere must end (here one from another cgroup of the container's netns).
+expect "127.0.0.1:$KP with nothing listening in the container: redirected" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- incg "$APP" taskset -c 0 "$PROBE" connect 127.0.0.1 $KP
+expect "[::1]:$KP likewise" 0 "^peer=\[::1\]:$KP got=host-kp$" -- incg "$APP" taskset -c 0 "$PROBE" connect ::1 $KP
 incg "$CGO" "$PROBE" serve 127.0.0.1 $KP local 120 >"$OUT/local" 2>&1 &
 local_pid=$!
-wait_ready "$OUT/local"
+incg "$CGO" "$PROBE" serve ::1 $KP local6 120 >"$OUT/local6" 2>&1 &
+local6_pid=$!
+wait_ready "$OUT/local" && wait_ready "$OUT/local6"
 before=$(counter $REL/app connect_kept_local)
-expect "a listener on 127.0.0.1:$KP in the container keeps its clients" 0 "^peer=127.0.0.1:$KP got=local$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
-check "counted as connect_kept_local" $((before + 1)) "$(counter $REL/app connect_kept_local)"
+expect "then a listener on 127.0.0.1:$KP in the container: it keeps its clients" 0 "^peer=127.0.0.1:$KP got=local$" -- incg "$APP" taskset -c 0 "$PROBE" connect 127.0.0.1 $KP
+expect "... and one on [::1]:$KP keeps [::1]'s" 0 "^peer=\[::1\]:$KP got=local6$" -- incg "$APP" taskset -c 0 "$PROBE" connect ::1 $KP
+check "counted as connect_kept_local" $((before + 2)) "$(counter $REL/app connect_kept_local)"
 stop_listener $local_pid
+stop_listener $local6_pid
 expect "once it stops listening, the next connect is redirected" 0 "^peer=127.0.0.1:$KP got=host-kp$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $KP
 incg "$CGO" "$PROBE" udpserve 127.0.0.1 $KU udp-local 120 >"$OUT/ulocal" 2>&1 &
 ulocal_pid=$!
