@@ -166,6 +166,9 @@ const volatile __u32 hostlo_test_handoff = 0;
 #define TEST_HANDOFF_OTHER_CPU 1
 #define TEST_HANDOFF_SPILL 2
 const volatile __u64 hostlo_handoff_stale_ns = HOSTLO_HANDOFF_STALE_NS;
+/* 1 where the loader loads the *_percpu builds: the kernel has compare-and-swap, which the rows below
+ * an attached cgroup are claimed with (struct hostlo_counts); 0 keeps them in the hash alone. */
+const volatile __u32 hostlo_below_rows = 0;
 
 /*
  * The TCP sockets this CPU redirected last, by socket cookie (slot: cookie % HOSTLO_REDIRECT_SLOTS). With
@@ -256,6 +259,17 @@ static __always_inline __u32 read_once(const __u32 *p)
 static __always_inline void write_once(__u32 *p, __u32 v)
 {
 	*(volatile __u32 *)p = v;
+}
+
+static __always_inline __u64 read_once64(const __u64 *p)
+{
+	return *(const volatile __u64 *)p;
+}
+
+/* Compare-and-swap (Linux 5.12): only in what the loader loads where the kernel has it. */
+static __always_inline __u64 cas64(__u64 *p, __u64 old, __u64 new)
+{
+	return __sync_val_compare_and_swap(p, old, new);
 }
 
 static __always_inline __u64 mix(__u64 h, __u64 w)
@@ -395,6 +409,25 @@ static __always_inline void count_row(__u64 cgroup_id, __u64 attach_id, enum hos
 }
 
 /*
+ * Counter c of the row of cgroup cg (below the attached one) in this CPU's copy of its storage: the row
+ * that has cg's id, or the first free one, claimed by compare-and-swap (a task preempted on this CPU
+ * may claim beside another); NULL when the rows are taken by other cgroups (the hash counts then).
+ */
+static __always_inline __u64 *below_counter(struct hostlo_counts *own, __u64 cg, enum hostlo_counter c)
+{
+	for (int i = 0; i < HOSTLO_BELOW_ROWS; i++) {
+		struct hostlo_below_row *r = &own->below[i];
+		__u64 id = read_once64(&r->cgroup_id);
+
+		if (!id)
+			id = cas64(&r->cgroup_id, 0, cg) ?: cg;
+		if (id == cg)
+			return &r->count[c];
+	}
+	return NULL;
+}
+
+/*
  * Counts a call of a process in cgroup cg whose rule is attach_id's, from a program attached to a
  * cgroup: the attached cgroup's own processes in its storage (see struct hostlo_counts; the program
  * that redirects is the one attached to the caller's nearest attached cgroup), any other row in the hash.
@@ -402,10 +435,19 @@ static __always_inline void count_row(__u64 cgroup_id, __u64 attach_id, enum hos
 static __always_inline void count(__u64 cg, __u64 attach_id, enum hostlo_counter c)
 {
 	struct hostlo_counts *own = bpf_get_local_storage(&hostlo_counts, 0);
+	__u64 *below = NULL;
 
-	if (cg == attach_id && own->owner == attach_id) {
-		__sync_fetch_and_add(&own->v.count[c], 1);
-		return;
+	if (own->owner == attach_id) {
+		if (cg == attach_id) {
+			__sync_fetch_and_add(&own->v.count[c], 1);
+			return;
+		}
+		if (hostlo_below_rows && c < HOSTLO_BELOW_COUNTERS)
+			below = below_counter(own, cg, c);
+		if (below) {
+			__sync_fetch_and_add(below, 1);
+			return;
+		}
 	}
 	count_row(cg, attach_id, c);
 }
@@ -463,11 +505,6 @@ static __always_inline __u8 loopback6(struct bpf_sock_addr *ctx)
 	if (ctx->user_ip6[2] == bpf_htonl(0xffff) && ctx->user_ip6[3] == bpf_htonl(LOOPBACK4))
 		return HOSTLO_ORIG_LO4_MAPPED;
 	return HOSTLO_ORIG_NONE;
-}
-
-static __always_inline __u64 read_once64(const __u64 *p)
-{
-	return *(const volatile __u64 *)p;
 }
 
 /*
@@ -575,11 +612,6 @@ static __always_inline __u32 host_flow(const struct hostlo_rule_val *to, __be16 
 {
 	*flags = to->flags & HOSTLO_RULE_REAL_PEER ? 0 : HOSTLO_XLAT_LOCAL_PEER;
 	return *flags || host_listener(port) ? to->host_ifindex : 0;
-}
-
-static __always_inline __u64 cas64(__u64 *p, __u64 old, __u64 new)
-{
-	return __sync_val_compare_and_swap(p, old, new);
 }
 
 static __always_inline __u32 handoff_check(__u64 cookie, __u64 since, const struct hostlo_handoff *h)

@@ -103,15 +103,26 @@ struct hostlo_stats_val {
 };
 
 /*
- * hostlo_counts: the row of an attached cgroup's own processes (cgroup_id == attach_id, a container
- * attached by itself), kept in that cgroup's storage (per CPU), which its programs reach without a
- * lookup. Counted there only while owner is the cgroup's id: the loader zeroes it before a new
- * attachment's rules are live and writes owner once its programs are linked; until then, and for
- * every other row (a process in a cgroup below the attached one, the host side's counters), hostlo_stats.
- * The kernel keeps a cgroup's storage until the cgroup goes: a detached cgroup's is not read.
+ * hostlo_counts: the rows of an attached cgroup's processes, kept in that cgroup's storage (per CPU),
+ * which its programs reach without a lookup: its own processes' (cgroup_id == attach_id, a container
+ * attached by itself) and those of the first HOSTLO_BELOW_ROWS cgroups below it that count on this CPU
+ * (the containers of a pod attached as a whole), each claimed by compare-and-swap of its id and kept
+ * until the next attach of the cgroup zeroes the storage. Counted there only while owner is the
+ * cgroup's id: the loader zeroes it before a new attachment's rules are live and writes owner once its
+ * programs are linked; until then, and for every other row (more cgroups below it, counters past
+ * HOSTLO_BELOW_COUNTERS, the host side's counters), hostlo_stats. The kernel keeps a cgroup's storage
+ * until the cgroup goes: a detached cgroup's is not read.
  */
+#define HOSTLO_BELOW_ROWS 4
+#define HOSTLO_BELOW_COUNTERS 8
+struct hostlo_below_row {
+	__u64 cgroup_id;                 /* 0: free */
+	__u64 count[HOSTLO_BELOW_COUNTERS];
+};
+
 struct hostlo_counts {
 	struct hostlo_stats_val v;
+	struct hostlo_below_row below[HOSTLO_BELOW_ROWS];
 	__u64 owner;                     /* last: the loader's write of a CPU's copy reaches it after the
 	                                    zeroed counts, so no program counts into a row not yet zeroed */
 };

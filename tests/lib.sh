@@ -100,6 +100,18 @@ storage_count() {
 		[.[] | select((.key | le) == $id) | .values[].value[0:8] | le] | add // 0'
 }
 
+# below_count ATTACHED_REL CGROUP_REL: connect_redirected of CGROUP_REL (below ATTACHED_REL) kept in the
+# attached cgroup's storage (its rows below: struct hostlo_below_row, from byte 128, 72 bytes each),
+# summed over CPUs
+below_count() {
+	bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/counts" | jq --argjson id "$(stat -c %i "$CG2$1")" \
+		--argjson cg "$(stat -c %i "$CG2$2")" '
+		def byte: ltrimstr("0x") | explode | map(if . >= 97 then . - 87 else . - 48 end) | .[0] * 16 + .[1];
+		def le: map(byte) | reverse | reduce .[] as $b (0; . * 256 + $b);
+		[.[] | select((.key | le) == $id) | .values[].value as $v | range(4) | (128 + 72 * .) as $o |
+		 select(($v[$o:$o + 8] | le) == $cg) | $v[$o + 8:$o + 16] | le] | add // 0'
+}
+
 # counter CGROUP_REL NAME: one counter of one stats row (0 when the row does not exist).
 counter() {
 	"$HOSTLO" stats -j | jq -r --arg cg "$1" --arg k "$2" '[.[] | select(.cgroup == $cg) | .[$k]] | add // 0'

@@ -80,21 +80,52 @@ void counters_drop(struct state *st, uint64_t attach_id, struct cgtree *tree)
 	attached_free(&t);
 }
 
-static bool counted(const struct hostlo_counts *v, int ncpu, uint64_t id)
+static bool counted(const __u64 *count, int n)
 {
-	for (int c = 0; c < ncpu; c++)
-		for (int j = 0; j < HOSTLO_CNT_USED; j++)
-			if (v[c].owner == id && v[c].v.count[j])
-				return true;
+	for (int j = 0; j < n; j++)
+		if (count[j])
+			return true;
 	return false;
 }
 
+/* The row of cgroup cg under attachment attach in rows, added when missing; NULL when out of memory. */
+static struct stats_row *row_for(struct stats_row **rows, size_t *n, uint64_t cg, uint64_t attach)
+{
+	struct stats_row *more;
+
+	for (size_t k = 0; k < *n; k++)
+		if ((*rows)[k].cgroup_id == cg && (*rows)[k].attach_id == attach)
+			return &(*rows)[k];
+	if (!(more = realloc(*rows, (*n + 1) * sizeof(**rows))))
+		return NULL;
+	*rows = more;
+	more[*n] = (struct stats_row){ .cgroup_id = cg, .attach_id = attach };
+	return &more[(*n)++];
+}
+
+/* Adds count[0..n) to the row of cg under attach, made only for what was counted (as in the hash: a
+ * pod's own cgroup counts nothing). 0, or -1 when out of memory. */
+static int add_to_row(struct stats_row **rows, size_t *n, uint64_t cg, uint64_t attach, const __u64 *count, int nc)
+{
+	struct stats_row *r;
+
+	if (!counted(count, nc))
+		return 0;
+	if (!(r = row_for(rows, n, cg, attach)))
+		return -1;
+	for (int j = 0; j < nc && j < HOSTLO_CNT_USED; j++)
+		r->count[j] += count[j];
+	return 0;
+}
+
 /*
- * The attached cgroups' own rows kept in their storage, added to the hash's rows (the same row can be
- * in both: counted in the hash before its owner was written, and by the host side). A hash row of an
- * attachment that is gone is left out: the host side can count a connection after its detach.
+ * The rows the attached cgroups keep in their storage (their own processes', and the first cgroups
+ * below them), added to the hash's rows (the same row can be in both: counted in the hash before its
+ * owner was written or its rows below were taken, and by the host side). A row of a cgroup that is
+ * gone is left out, as gc drops the hash's; a hash row of an attachment that is gone too: the host
+ * side can count a connection after its detach.
  */
-static int add_owned_rows(struct state *st, struct stats_row **rows, size_t *n, char *err)
+static int add_owned_rows(struct state *st, struct cgtree *tree, struct stats_row **rows, size_t *n, char *err)
 {
 	struct attached_table t;
 	size_t kept = 0;
@@ -110,36 +141,25 @@ static int add_owned_rows(struct state *st, struct stats_row **rows, size_t *n, 
 		uint64_t id = t.ids[i];
 		int ncpu;
 		struct hostlo_counts *v = counts_read(st, id, &ncpu);
-		struct stats_row *r = NULL;
 
-		if (!v)
-			continue;
-		for (size_t k = 0; k < *n && !r; k++)
-			if ((*rows)[k].cgroup_id == id && (*rows)[k].attach_id == id)
-				r = &(*rows)[k];
-		/* a row only for what was counted, as in the hash (a pod's own cgroup counts nothing) */
-		if (!r && v[0].owner == id && counted(v, ncpu, id)) {
-			struct stats_row *more = realloc(*rows, (*n + 1) * sizeof(**rows));
+		for (int c = 0; v && c < ncpu && !ret; c++) {
+			if (v[c].owner != id)
+				continue;
+			ret = add_to_row(rows, n, id, id, v[c].v.count, HOSTLO_CNT_USED);
+			for (int b = 0; b < HOSTLO_BELOW_ROWS && !ret; b++) {
+				const struct hostlo_below_row *r = &v[c].below[b];
 
-			if (!more) {
-				ret = seterr(err, "out of memory");
-			} else {
-				*rows = more;
-				r = &more[(*n)++];
-				*r = (struct stats_row){ .cgroup_id = id, .attach_id = id };
+				if (r->cgroup_id && cgtree_find(tree, r->cgroup_id))
+					ret = add_to_row(rows, n, r->cgroup_id, id, r->count, HOSTLO_BELOW_COUNTERS);
 			}
 		}
-		for (int c = 0; r && c < ncpu; c++)
-			if (v[c].owner == id)
-				for (int j = 0; j < HOSTLO_CNT_USED; j++)
-					r->count[j] += v[c].v.count[j];
 		free(v);
 	}
 	attached_free(&t);
-	return ret;
+	return ret ? seterr(err, "out of memory") : 0;
 }
 
-int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
+int state_stats(struct state *st, struct cgtree *tree, struct stats_row **rows, size_t *n, char *err)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct hostlo_stats_key *keys;
@@ -174,7 +194,7 @@ int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err)
 	}
 	free(keys);
 	free(vals);
-	return add_owned_rows(st, rows, n, err);
+	return add_owned_rows(st, tree, rows, n, err);
 }
 
 int state_tracers(struct state *st, int delta, char *err)

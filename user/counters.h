@@ -14,8 +14,8 @@ struct stats_row {
 	uint64_t count[HOSTLO_CNT_USED];
 };
 
-/* Counter rows summed over CPUs; caller frees. 0, or -1 with err. */
-int state_stats(struct state *st, struct stats_row **rows, size_t *n, char *err);
+/* Counter rows summed over CPUs, of cgroups that exist (tree); caller frees. 0, or -1 with err. */
+int state_stats(struct state *st, struct cgtree *tree, struct stats_row **rows, size_t *n, char *err);
 /* Before a new attachment's rules are live: zeroes the storage row its cgroup may keep from an earlier
  * one (struct hostlo_counts). After its programs are linked: makes it the row of the cgroup's own
  * processes, if it is not yet. Errors are not the caller's concern: the hash counts meanwhile. */

@@ -211,7 +211,7 @@ static int pass(const char *mnt, const struct cgroup *filter, int *removed, stru
 	int ret = open_and_gc(&st, OPEN_EXISTING, mnt, &tree, removed);
 
 	if (!ret && lines &&
-	    (state_stats(&st, &rows, &n, err) || stat_lines(rows, n, &tree, filter, lb, lines, m, err)))
+	    (state_stats(&st, &tree, &rows, &n, err) || stat_lines(rows, n, &tree, filter, lb, lines, m, err)))
 		ret = fail(err);
 	free(rows);
 	cgtree_free(&tree);

@@ -200,6 +200,7 @@ static struct hostlo_bpf *open_object(void)
 #ifdef HOSTLO_CRASH_POINTS
 	test_handoff(skel);
 #endif
+	skel->rodata->hostlo_below_rows = use_percpu;
 	for (int i = 0; i < NR_HOOKS; i++)
 		if (skel_prog_unused(skel, &hook_defs[i]))
 			bpf_program__set_autoload(skel_prog_unused(skel, &hook_defs[i]), false);

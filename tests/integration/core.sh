@@ -112,13 +112,38 @@ echo "# the row of an attached cgroup's own processes: kept in the cgroup's stor
 own_row() { "$HOSTLO" stats -j | jq --arg cg "$1" '[.[] | select(.cgroup == $cg and .attached_cgroup == $cg) | .connect_redirected] | add // 0'; }
 incg "$APP" "$PROBE" connect 127.0.0.1 $HP 6 >/dev/null
 check "app's own row: 1 + 6 connects, all of them in its storage" "7 7" "$(own_row $REL/app) $(storage_count $REL/app)"
-check "app2 (below the attached cgroup, not attached itself) counts in the hash as before (5 + 1): no storage of its own" "6 0" \
+check "app2 (below the attached cgroup, not attached itself): 5 + 1, none in a storage of its own (its row is its parent's)" "6 0" \
 	"$(counter $REL/app2 connect_redirected) $(storage_count $REL/app2)"
 "$HOSTLO" detach --cgroup $REL/app >/dev/null
 check "detached: the row is gone (the kernel keeps the storage until the cgroup goes)" 0 "$(own_row $REL/app)"
 "$HOSTLO" attach --cgroup $REL/app --connect $HP=$HOST_IP >/dev/null
 incg "$APP" "$PROBE" connect 127.0.0.1 $HP 2 >/dev/null
 check "attached again: the row starts from 0 (2 connects since), not from the old 7" "2 2" "$(own_row $REL/app) $(storage_count $REL/app)"
+
+echo "# rows of the cgroups below an attached one (a pod's containers): the first 4 a CPU meets in its storage"
+POD=$REL/pod
+for i in 1 2 3 4 5; do mkdir -p "$CG2$POD/c$i"; done
+expect "attach a pod-like cgroup as a whole" 0 "attached $POD " -- "$HOSTLO" attach --cgroup $POD --connect $HP=$HOST_IP
+# all from CPU 0: c1 to c4 take its 4 rows, c5 finds them taken and counts in the hash
+for i in 1 2 3 4 5; do incg "$CG2$POD/c$i" taskset -c 0 "$PROBE" connect 127.0.0.1 $HP $i >/dev/null; done
+check "stats: each container's own count (1 to 5)" "1 2 3 4 5" \
+	"$(for i in 1 2 3 4 5; do counter $POD/c$i connect_redirected; done | xargs)"
+want="1 2 3 4 0"
+percpu_kernel || want="0 0 0 0 0"   # no compare-and-swap for the claim: the hash alone
+check "the first four in the pod's storage, the fifth not (where the kernel has compare-and-swap)" "$want" \
+	"$(for i in 1 2 3 4 5; do below_count $POD $POD/c$i; done | xargs)"
+kill_cgroup "$CG2$POD/c1"
+check "a container gone: its row goes, the others stay" "2 3 4 5" \
+	"$("$HOSTLO" stats -j | jq -r --arg p "$POD/" '[.[] | select(.cgroup | startswith($p))] | sort_by(.cgroup) | [.[].connect_redirected] | join(" ")')"
+"$HOSTLO" detach --cgroup $POD >/dev/null
+"$HOSTLO" attach --cgroup $POD --connect $HP=$HOST_IP >/dev/null
+incg "$CG2$POD/c2" taskset -c 0 "$PROBE" connect 127.0.0.1 $HP >/dev/null
+want="1 1"
+percpu_kernel || want="1 0"
+check "attached again: its rows below start from 0 too (c2: 1 connect since, not 3)" "$want" \
+	"$(counter $POD/c2 connect_redirected) $(below_count $POD $POD/c2)"
+"$HOSTLO" detach --cgroup $POD >/dev/null
+kill_cgroup "$CG2$POD"
 
 echo "# detach"
 expect "detach the child" 0 "^detached $REL/app$" -- "$HOSTLO" detach --cgroup $REL/app
