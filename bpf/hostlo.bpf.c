@@ -166,9 +166,6 @@ const volatile __u32 hostlo_test_handoff = 0;
 #define TEST_HANDOFF_OTHER_CPU 1
 #define TEST_HANDOFF_SPILL 2
 const volatile __u64 hostlo_handoff_stale_ns = HOSTLO_HANDOFF_STALE_NS;
-/* 1 where the loader loads the *_percpu builds: the kernel has compare-and-swap, which the rows below
- * an attached cgroup are claimed with (struct hostlo_counts); 0 keeps them in the hash alone. */
-const volatile __u32 hostlo_below_rows = 0;
 
 /*
  * The TCP sockets this CPU redirected last, by socket cookie (slot: cookie % HOSTLO_REDIRECT_SLOTS). With
@@ -266,7 +263,8 @@ static __always_inline __u64 read_once64(const __u64 *p)
 	return *(const volatile __u64 *)p;
 }
 
-/* Compare-and-swap (Linux 5.12): only in what the loader loads where the kernel has it. */
+/* Compare-and-swap (Linux 5.12; an older kernel rejects a program that holds one, reached or not):
+ * only in the *_percpu programs. */
 static __always_inline __u64 cas64(__u64 *p, __u64 old, __u64 new)
 {
 	return __sync_val_compare_and_swap(p, old, new);
@@ -432,7 +430,7 @@ static __always_inline __u64 *below_counter(struct hostlo_counts *own, __u64 cg,
  * cgroup: the attached cgroup's own processes in its storage (see struct hostlo_counts; the program
  * that redirects is the one attached to the caller's nearest attached cgroup), any other row in the hash.
  */
-static __always_inline void count(__u64 cg, __u64 attach_id, enum hostlo_counter c)
+static __always_inline void count_in(__u64 cg, __u64 attach_id, enum hostlo_counter c, int below_rows)
 {
 	struct hostlo_counts *own = bpf_get_local_storage(&hostlo_counts, 0);
 	__u64 *below = NULL;
@@ -442,7 +440,7 @@ static __always_inline void count(__u64 cg, __u64 attach_id, enum hostlo_counter
 			__sync_fetch_and_add(&own->v.count[c], 1);
 			return;
 		}
-		if (hostlo_below_rows && c < HOSTLO_BELOW_COUNTERS)
+		if (below_rows && c < HOSTLO_BELOW_COUNTERS)
 			below = below_counter(own, cg, c);
 		if (below) {
 			__sync_fetch_and_add(below, 1);
@@ -450,6 +448,13 @@ static __always_inline void count(__u64 cg, __u64 attach_id, enum hostlo_counter
 		}
 	}
 	count_row(cg, attach_id, c);
+}
+
+/* The rows below an attached cgroup are claimed by compare-and-swap, which a kernel before 5.12 rejects
+ * in any program it is asked to load: only the *_percpu connects (redirect4/6) count there. */
+static __always_inline void count(__u64 cg, __u64 attach_id, enum hostlo_counter c)
+{
+	count_in(cg, attach_id, c, 0);
 }
 
 /* One trace event, only while a `hostlo trace` runs: otherwise a single array read is all it costs. */
@@ -845,7 +850,7 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx, int connected, i
 	remember(ctx, to, HOSTLO_ORIG_LO4, kind, cg, attach_id, connected, percpu);
 	trace_row(ctx, cg, HOSTLO_EV_REDIRECTED, HOSTLO_ORIG_LO4, attach_id, to->addr, to->port);
 	set_target4(ctx, to);
-	count(cg, attach_id, redirect_counter(kind));
+	count_in(cg, attach_id, redirect_counter(kind), percpu);
 	return SYS_PROCEED;
 }
 
@@ -874,7 +879,7 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx, int percpu)
 	remember(ctx, to, orig, kind, cg, attach_id, 1, percpu);
 	trace_row(ctx, cg, HOSTLO_EV_REDIRECTED, orig, attach_id, to->addr, to->port);
 	set_target6(ctx, to);
-	count(cg, attach_id, redirect_counter(kind));
+	count_in(cg, attach_id, redirect_counter(kind), percpu);
 	return SYS_PROCEED;
 }
 

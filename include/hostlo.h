@@ -5,7 +5,7 @@
 #include <linux/types.h>
 
 /* Bumped whenever a map's key or value layout changes: a loader refuses pinned maps of another ABI. */
-#define HOSTLO_ABI_VERSION 12
+#define HOSTLO_ABI_VERSION 13
 
 /* Deepest cgroup level an attachment can sit at (level 0 is the cgroup2 root, never attached). */
 #define HOSTLO_MAX_LEVEL 63
@@ -106,8 +106,9 @@ struct hostlo_stats_val {
  * hostlo_counts: the rows of an attached cgroup's processes, kept in that cgroup's storage (per CPU),
  * which its programs reach without a lookup: its own processes' (cgroup_id == attach_id, a container
  * attached by itself) and those of the first HOSTLO_BELOW_ROWS cgroups below it that count on this CPU
- * (the containers of a pod attached as a whole), each claimed by compare-and-swap of its id and kept
- * until the next attach of the cgroup zeroes the storage. Counted there only while owner is the
+ * (the containers of a pod attached as a whole; their connects, counted by the *_percpu programs),
+ * each claimed by compare-and-swap of its id and kept until the cgroup is attached afresh (after a
+ * detach), which zeroes the storage. Counted there only while owner is the
  * cgroup's id: the loader zeroes it before a new attachment's rules are live and writes owner once its
  * programs are linked; until then, and for every other row (more cgroups below it, counters past
  * HOSTLO_BELOW_COUNTERS, the host side's counters), hostlo_stats. The kernel keeps a cgroup's storage

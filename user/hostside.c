@@ -288,9 +288,12 @@ static __u64 netns_cookie(void)
 	return cookie;
 }
 
-/* Whether this command needs the full pass: steering rules came or went (pending), or the host side
- * is half set up. A map probe and two stats, rather than a read of every attachment's rules. */
-static bool full_pass_needed(struct state *st, enum host_sync how)
+static bool sockops_linked(struct state *st, const char *mnt);
+
+/* Whether this command needs the full pass: steering rules came or went (pending), the host side is
+ * half set up, or the programs keep listener answers without the sockops link that ends them (a link
+ * detached from outside). A map probe and a few stats, rather than a read of every attachment's rules. */
+static bool full_pass_needed(struct state *st, const char *mnt, enum host_sync how)
 {
 	struct hostlo_config c;
 	char err[ERRLEN];
@@ -304,7 +307,7 @@ static bool full_pass_needed(struct state *st, enum host_sync how)
 	pins = host_links_pinned(st, false);
 	idle = !ports && !pins;
 	whole = ports && (pins & HOST_HOOKS_CORE) == HOST_HOOKS_CORE;
-	if (state_config_read(st, &c, err) != 0 || c.host_pending)
+	if (state_config_read(st, &c, err) != 0 || c.host_pending || (c.listen_memo && !sockops_linked(st, mnt)))
 		return true;
 	return !idle && !(how == HOST_SYNC_CHECK && whole);
 }
@@ -425,8 +428,6 @@ static int host_side_up(struct state *st, const char *mnt, const uint8_t *want, 
 {
 	if (set_ports(st, want, true, err) || set_owner(st, here, false, err))
 		return -1;
-	if (!sockops_linked(st, mnt) && listen_memo_set(st, false, err))
-		return -1;
 	/* the program that picks up listeners first, so one that starts meanwhile is not missed */
 	if (host_links_up(st, mnt, HOST_HOOKS_CORE | (local ? HOST_HOOKS_PEER : 0), err))
 		return -1;
@@ -444,7 +445,7 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 	bool any, local;
 	int ret = -1;
 
-	if (!st->present || !full_pass_needed(st, how))
+	if (!st->present || !full_pass_needed(st, mnt, how))
 		return 0;
 	/*
 	 * A partial cgroup2 view (a cgroup namespace's own mount: a pod's, a container's) does not reach
@@ -459,6 +460,10 @@ int state_host_sync(struct state *st, const char *mnt, enum host_sync how, char 
 		goto out;
 	any = any && st->host_prog_fd[HOST_HOOK_SOCKOPS] >= 0; /* rules made on a kernel that has them,
 								  programs pinned by one that has not */
+	/* whoever owns the host side: no listener answer is kept without the link that ends it (one about
+	 * to be replaced below, or detached from outside) */
+	if (!sockops_linked(st, mnt) && listen_memo_set(st, false, err))
+		goto out;
 	here = netns_cookie();
 	/*
 	 * The host side belongs to the network namespace of the hostlo that made the steering rules.

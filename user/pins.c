@@ -55,13 +55,37 @@ static void remove_tree(const char *dir)
 	rmdir(dir);
 }
 
-/* Links first, so no program stays attached after its rules are gone; then the shared objects. */
+/* The cgroup links' pins in dir, leaving the host side's ("host-*"). */
+static void unlink_cgroup_links(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char p[PATH_MAX + NAME_MAX + 2];
+
+		if (de->d_type == DT_DIR || strncmp(de->d_name, "host-", 5) == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+}
+
+/*
+ * Links first, so no program stays attached after its rules are gone; then the shared objects. The
+ * cgroups' links before the host side's: while a connect program runs, the sockops link must still
+ * count listen() calls, or a CPU's "no local listener" answer could outlive a new listener (listen_memo).
+ */
 void pins_teardown(struct state *st)
 {
 	char links[PATH_MAX];
 
 	state_close_objects(st);
 	snprintf(links, sizeof(links), "%s/links", st->dir);
+	unlink_cgroup_links(links);
 	remove_tree(links);
 	crash_point("teardown:links");
 	remove_tree(st->dir);
@@ -200,7 +224,6 @@ static struct hostlo_bpf *open_object(void)
 #ifdef HOSTLO_CRASH_POINTS
 	test_handoff(skel);
 #endif
-	skel->rodata->hostlo_below_rows = use_percpu;
 	for (int i = 0; i < NR_HOOKS; i++)
 		if (skel_prog_unused(skel, &hook_defs[i]))
 			bpf_program__set_autoload(skel_prog_unused(skel, &hook_defs[i]), false);
