@@ -32,8 +32,11 @@ bool pins_is_bpffs(const char *path)
 	return statfs(path, &sf) == 0 && sf.f_type == BPF_FS_MAGIC;
 }
 
-/* Unlinks every pin in dir and dir itself; pins hold the only references, so the kernel frees them. */
-static void remove_tree(const char *dir)
+/*
+ * Unlinks every pin in dir but those keep() keeps (NULL: none), then dir itself once empty; pins hold
+ * the only references, so the kernel frees them.
+ */
+static void remove_tree_but(const char *dir, bool (*keep)(const char *name))
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -43,11 +46,11 @@ static void remove_tree(const char *dir)
 	while ((de = readdir(d))) {
 		char p[PATH_MAX + NAME_MAX + 2];
 
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 || (keep && keep(de->d_name)))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (de->d_type == DT_DIR)
-			remove_tree(p);
+			remove_tree_but(p, keep);
 		else
 			unlink(p);
 	}
@@ -55,23 +58,14 @@ static void remove_tree(const char *dir)
 	rmdir(dir);
 }
 
-/* The cgroup links' pins in dir, leaving the host side's ("host-*"). */
-static void unlink_cgroup_links(const char *dir)
+static void remove_tree(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *de;
+	remove_tree_but(dir, NULL);
+}
 
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		char p[PATH_MAX + NAME_MAX + 2];
-
-		if (de->d_type == DT_DIR || strncmp(de->d_name, "host-", 5) == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
+static bool host_link_pin(const char *name)
+{
+	return strncmp(name, "host-", 5) == 0;
 }
 
 /*
@@ -85,7 +79,7 @@ void pins_teardown(struct state *st)
 
 	state_close_objects(st);
 	snprintf(links, sizeof(links), "%s/links", st->dir);
-	unlink_cgroup_links(links);
+	remove_tree_but(links, host_link_pin);
 	remove_tree(links);
 	crash_point("teardown:links");
 	remove_tree(st->dir);
