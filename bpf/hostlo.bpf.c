@@ -145,7 +145,7 @@ struct {
 /*
  * A CPU's last "nothing listens on loopback:port here" answers (slot: port % LISTEN_MEMO_SLOTS), each a
  * tag of the caller's network namespace, the port, the loopback form, rules_version and the listen epoch
- * it was found under (listen_tag): it holds until the next listen() anywhere. One aligned word, so a
+ * it was found under (listen_memo()): it holds until the next listen() anywhere. One aligned word, so a
  * reader sees a whole tag or another whole one. Only positive answers are expensive to get wrong (a
  * connect redirected away from a local listener), and those are never kept.
  */
