@@ -103,36 +103,35 @@ static struct stats_row *row_for(struct stats_row **rows, size_t *n, uint64_t cg
 	return &more[(*n)++];
 }
 
-/* Adds count[0..nc) to the row of cg in rows (n of them, room for one more), made only for what was
- * counted (as in the hash: a pod's own cgroup counts nothing). */
-static void add_to_row(struct stats_row *rows, size_t *n, uint64_t cg, uint64_t attach, const __u64 *count, int nc)
+/* Adds count[0..nc) to the row of cg under attach, made only for what was counted (as in the hash: a
+ * pod's own cgroup counts nothing). 0, or -1 when out of memory. */
+static int add_to_row(struct stats_row **rows, size_t *n, uint64_t cg, uint64_t attach, const __u64 *count, int nc)
 {
-	size_t k = 0;
+	struct stats_row *r;
 
 	if (!counted(count, nc))
-		return;
-	while (k < *n && rows[k].cgroup_id != cg)
-		k++;
-	if (k == *n)
-		rows[(*n)++] = (struct stats_row){ .cgroup_id = cg, .attach_id = attach };
+		return 0;
+	if (!(r = row_for(rows, n, cg, attach)))
+		return -1;
 	for (int j = 0; j < nc && j < HOSTLO_CNT_USED; j++)
-		rows[k].count[j] += count[j];
+		r->count[j] += count[j];
+	return 0;
 }
 
-/* One attached cgroup's rows in its storage, over every CPU's copy (into rows: room for 1 + 4 per CPU). */
-static size_t storage_rows(const struct hostlo_counts *v, int ncpu, uint64_t id, struct stats_row *rows)
+/* One attached cgroup's rows in its storage, summed over every CPU's copy. 0, or -1 when out of memory. */
+static int storage_rows(const struct hostlo_counts *v, int ncpu, uint64_t id, struct stats_row **rows, size_t *n)
 {
-	size_t n = 0;
-
 	for (int c = 0; c < ncpu; c++) {
 		if (v[c].owner != id)
 			continue;
-		add_to_row(rows, &n, id, id, v[c].v.count, HOSTLO_CNT_USED);
+		if (add_to_row(rows, n, id, id, v[c].v.count, HOSTLO_CNT_USED))
+			return -1;
 		for (int b = 0; b < HOSTLO_BELOW_ROWS; b++)
-			if (v[c].below[b].cgroup_id)
-				add_to_row(rows, &n, v[c].below[b].cgroup_id, id, v[c].below[b].count, HOSTLO_BELOW_COUNTERS);
+			if (v[c].below[b].cgroup_id &&
+			    add_to_row(rows, n, v[c].below[b].cgroup_id, id, v[c].below[b].count, HOSTLO_BELOW_COUNTERS))
+				return -1;
 	}
-	return n;
+	return 0;
 }
 
 /*
@@ -140,44 +139,36 @@ static size_t storage_rows(const struct hostlo_counts *v, int ncpu, uint64_t id,
  * below them), added to the hash's rows (the same row can be in both: counted in the hash before its
  * owner was written or its rows below were taken, and by the host side). A row of a cgroup that is
  * gone is left out, as gc drops the hash's; a hash row of an attachment that is gone too: the host
- * side can count a connection after its detach.
+ * side can count a connection after its detach. Each attachment's rows are summed over CPUs first, so
+ * the rows so far are searched once per row, not once per CPU.
  */
 static int add_owned_rows(struct state *st, struct cgtree *tree, struct stats_row **rows, size_t *n, char *err)
 {
 	struct attached_table t;
-	struct stats_row *mine = NULL;
 	size_t kept = 0;
-	int ret = 0, ncpu = libbpf_num_possible_cpus();
+	int ret = 0;
 
-	if (ncpu < 1 || attached_load(st, &t, err))
-		return ncpu < 1 ? seterr(err, "stats: cannot count CPUs: %s", strerror(-ncpu)) : -1;
+	if (attached_load(st, &t, err))
+		return -1;
 	for (size_t k = 0; k < *n; k++)
 		if (attached_find(&t, (*rows)[k].attach_id))
 			(*rows)[kept++] = (*rows)[k];
 	*n = kept;
-	if (!(mine = calloc(1 + HOSTLO_BELOW_ROWS * (size_t)ncpu, sizeof(*mine))))
-		ret = seterr(err, "out of memory");
 	for (size_t i = 0; i < t.n && !ret; i++) {
+		int ncpu;
 		struct hostlo_counts *v = counts_read(st, t.ids[i], &ncpu);
-		size_t m = v ? storage_rows(v, ncpu, t.ids[i], mine) : 0;
+		struct stats_row *mine = NULL;
+		size_t m = 0;
 
+		ret = v ? storage_rows(v, ncpu, t.ids[i], &mine, &m) : 0;
+		for (size_t j = 0; j < m && !ret; j++)
+			if (mine[j].cgroup_id == t.ids[i] || cgtree_find(tree, mine[j].cgroup_id))
+				ret = add_to_row(rows, n, mine[j].cgroup_id, t.ids[i], (const __u64 *)mine[j].count, HOSTLO_CNT_USED);
+		free(mine);
 		free(v);
-		for (size_t j = 0; j < m && !ret; j++) {
-			struct stats_row *r;
-
-			if (mine[j].cgroup_id != t.ids[i] && !cgtree_find(tree, mine[j].cgroup_id))
-				continue;
-			if (!(r = row_for(rows, n, mine[j].cgroup_id, t.ids[i]))) {
-				ret = seterr(err, "out of memory");
-				break;
-			}
-			for (int c = 0; c < HOSTLO_CNT_USED; c++)
-				r->count[c] += mine[j].count[c];
-		}
 	}
-	free(mine);
 	attached_free(&t);
-	return ret;
+	return ret ? seterr(err, "out of memory") : 0;
 }
 
 int state_stats(struct state *st, struct cgtree *tree, struct stats_row **rows, size_t *n, char *err)

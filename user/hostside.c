@@ -190,7 +190,6 @@ static void add_open_listeners(struct state *st, const uint8_t *want)
 	}
 }
 
-/* A pinned host link that still attaches its program where it should; else the pin is removed. */
 /* The pin at path is a link of hook h's program, on where (a cgroup id, or a netns inode). */
 static bool host_link_matches(const struct state *st, int h, const char *path, uint64_t where)
 {
@@ -210,6 +209,7 @@ static bool host_link_matches(const struct state *st, int h, const char *path, u
 	return ok;
 }
 
+/* A pinned host link that still attaches its program where it should; else the pin is removed. */
 static bool host_link_ok(const struct state *st, int h, const char *path, uint64_t where)
 {
 	if (host_link_matches(st, h, path, where))
