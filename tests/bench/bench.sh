@@ -8,8 +8,8 @@ set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 HOSTLO=${HOSTLO_BIN:-$ROOT/build/hostlo} BENCH=$ROOT/build/bench/bench PROBE=$ROOT/build/sockprobe
 QUICK=${QUICK:-0}
-if [ "$QUICK" = 1 ]; then ROUNDS=1 RATE_S=0.3 LAT_N=300 THR_S=1 SCALE_N=20 STAT_RUNS=2
-else ROUNDS=8 RATE_S=2 LAT_N=20000 THR_S=3 SCALE_N=1000 STAT_RUNS=5; fi
+if [ "$QUICK" = 1 ]; then ROUNDS=1 RATE_S=0.3 HOOK_PASSES=2 HOOK_S=0.3 MIX_S=2 MIX_U_S=1 MIX_SC_S=1 BATCH=50 LAT_N=300 THR_S=1 SCALE_N=20 STAT_RUNS=2
+else ROUNDS=8 RATE_S=2 HOOK_PASSES=5 HOOK_S=0.8 MIX_S=48 MIX_U_S=24 MIX_SC_S=16 BATCH=100 LAT_N=20000 THR_S=3 SCALE_N=1000 STAT_RUNS=5; fi
 OUT=$ROOT/build/bench
 STATE=/run/hostlo-bench
 export HOSTLO_BPFFS=$STATE/bpffs
@@ -104,17 +104,54 @@ on() {
 }
 field() { grep -o "$1=[0-9.]*" | head -1 | cut -d= -f2; }
 sample() { echo "$1,$2,$3,$4,$5" >>"$OUT/samples.csv"; }
+# spec_of PATH PORT: where PATH's client runs and what it connects to, for bench mix
+spec_of() {
+	case $1 in
+	direct) echo "$CGO,/run/netns/$NS,$HOST_IP,$2" ;;
+	hostlo) echo "$CGT/app,/run/netns/$NS,127.0.0.1,$2" ;;
+	iptables) echo "-,/run/netns/$NAT_NS,127.0.0.1,$2" ;;
+	socat) echo "-,/run/netns/$SOCAT_NS,127.0.0.1,$2" ;;
+	real) echo "$CG2/$HL_NAME-real,/run/netns/$NS,127.0.0.1,$2" ;;
+	esac
+}
+# mix FIG SECONDS PORT CPU|any PATH...: the connection rate of the paths taking turns in batches of
+# BATCH connections (bench mix): every slow drift of a shared machine falls on each path alike, and each
+# round's rates are side by side (report.py takes the median of their per-round ratios). A sample of FIG
+# per path and round; for FIG rate, the CPU per connection and the failed connects too.
+mix() {
+	local fig=$1 secs=$2 port=$3 cpu=$4 p specs=() out line
+	shift 4
+	for p in "$@"; do specs+=("$p=$(spec_of $p $port)"); done
+	if [ "$cpu" = any ]; then out=$("$BENCH" mix "$secs" $BATCH "${specs[@]}")
+	else out=$(taskset -c "$cpu" "$BENCH" mix "$secs" $BATCH "${specs[@]}"); fi
+	[ -n "$out" ] || { echo "hostlo: bench: bench mix $fig measured nothing" >&2; exit 1; }
+	while read -r line; do
+		case $line in
+		round=*)
+			local r=${line%% *} kv
+			for kv in ${line#* }; do sample "$fig" "${kv%%=*}" "${r#round=}" "${kv#*=}" conn/s; done ;;
+		path=*)
+			[ "$fig" = rate ] || continue
+			p=${line#path=} p=${p%% *}
+			sample cpu "$p" 0 "$(field cpu_us_per_conn <<<"$line")" us/conn
+			sample rate_failed "$p" 0 "$(field failed <<<"$line")" count ;;
+		esac
+	done <<<"$out"
+}
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); rounds: $ROUNDS"
+# the connection rate: the paths taking turns, client on CLIENT_CPU, server on SERVER_CPU. Not socat:
+# its forks, still exiting when its turn ends, would slow whichever path came next; it has rounds of
+# its own below (it is ~40x slower: the comparison does not need it side by side).
+mix rate "$MIX_S" $P $CLIENT_CPU direct hostlo iptables
+echo "connection rate done"
 for r in $(seq "$ROUNDS"); do
+	out=$(on socat "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000)
+	sample rate socat 0 "$(field rate <<<"$out")" conn/s
+	sample cpu socat 0 "$(field cpu_us_per_conn <<<"$out")" us/conn
+	sample rate_failed socat 0 "$(field failed <<<"$out")" count
 	# the order rotates every round (direct first, then hostlo first, ...): no path always follows another
 	order=("${PATHS[@]:$(((r - 1) % 4))}" "${PATHS[@]:0:$(((r - 1) % 4))}")
-	for path in "${order[@]}"; do
-		out=$(on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000)
-		sample rate $path "$r" "$(field rate <<<"$out")" conn/s
-		sample cpu $path "$r" "$(field cpu_us_per_conn <<<"$out")" us/conn
-		sample rate_failed $path "$r" "$(field failed <<<"$out")" count
-	done
 	for path in "${order[@]}"; do
 		out=$(on $path "$BENCH" latency "$(addr_of $path)" $P "$LAT_N")
 		sample p50 $path "$r" "$(field p50_us <<<"$out")" us
@@ -127,14 +164,7 @@ for r in $(seq "$ROUNDS"); do
 	echo "round $r/$ROUNDS done"
 done
 # unpinned: client and server free to share or move between CPUs (a server of its own, no taskset)
-for r in $(seq "$ROUNDS"); do
-	pair=(direct hostlo)
-	[ $((r % 2)) = 0 ] && pair=(hostlo direct)
-	for path in "${pair[@]}"; do
-		cg=$CGO && [ $path = hostlo ] && cg=$CGT/app
-		sample rate_unpinned $path "$r" "$(incg "$cg" "$BENCH" rate "$(addr_of $path)" $PU "$RATE_S" 1000000 | field rate)" conn/s
-	done
-done
+mix rate_unpinned $MIX_U_S $PU any direct hostlo
 redirected=$("$HOSTLO" stats -j | jq '[.[] | select(.cgroup == "/'$HL_NAME'/app") | .connect_redirected] | add // 0')
 sample redirected hostlo 0 "$redirected" count
 
@@ -178,30 +208,42 @@ for n in 1 1000 10000; do
 	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
 	"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
 	attach_own "${rules[@]}" || exit 1
-	declare -A before=()
-	for h in "${HOOKS[@]}"; do before[$h]=$(prog_stats $h); done
-	for cg in "$OWN" "$BARE/app" "$CG2/$HL_NAME-state/app" "$CG2/$HL_NAME-listener/app"; do
-		incg "$cg" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
-		[ "${cg%-state/app}" = "$cg" ] && [ "${cg%-listener/app}" = "$cg" ] &&
-			incg "$cg" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 2000)) >/dev/null 2>&1
+	# HOOK_PASSES passes, each running every loop once, hostlo's and the yardstick's back to back: a spike
+	# of the machine lands in one pass, and report.py takes the median over the passes
+	for pass in $(seq $HOOK_PASSES); do
+		declare -A before=()
+		for h in "${HOOKS[@]}"; do before[$h]=$(prog_stats $h); done
+		for cg in "$OWN" "$BARE/app" "$CG2/$HL_NAME-state/app" "$CG2/$HL_NAME-listener/app"; do
+			incg "$cg" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$HOOK_S" 1000000 >/dev/null
+			[ "${cg%-state/app}" = "$cg" ] && [ "${cg%-listener/app}" = "$cg" ] &&
+				incg "$cg" "$PROBE" connect ::1 $P6 $((QUICK ? 50 : 700)) >/dev/null 2>&1
+		done
+		for h in "${HOOKS[@]}"; do
+			read -r c0 t0 <<<"${before[$h]}"
+			read -r c1 t1 <<<"$(prog_stats $h)"
+			sample "hook_ns_$n" "${h#bare/}" $pass "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
+		done
+		read -r c0 t0 <<<"$(prog_stats connect4)"
+		incg "$CGT/app" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$HOOK_S" 1000000 >/dev/null
+		read -r c1 t1 <<<"$(prog_stats connect4)"
+		sample "hook_ns_$n" connect4_below $pass "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
 	done
-	for h in "${HOOKS[@]}"; do
-		read -r c0 t0 <<<"${before[$h]}"
-		read -r c1 t1 <<<"$(prog_stats $h)"
-		sample "hook_ns_$n" "${h#bare/}" 0 "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
-	done
-	read -r c0 t0 <<<"$(prog_stats connect4)"
-	incg "$CGT/app" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
-	read -r c1 t1 <<<"$(prog_stats connect4)"
-	sample "hook_ns_$n" connect4_below 0 "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
 	# the same rules with --real-peer: no host flow to hand over to sockops (what that costs connect4)
 	rules=(--connect $P --real-peer --connect $PT --real-peer --connect $P6 --real-peer)
 	[ $n -gt 1 ] && rules+=(--connect "20000-$((20000 + n - 4))=$HOST_IP")
 	attach_own "${rules[@]}" || exit 1
-	read -r c0 t0 <<<"$(prog_stats connect4)"
-	incg "$OWN" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 >/dev/null
-	read -r c1 t1 <<<"$(prog_stats connect4)"
-	sample "hook_ns_$n" connect4_real_peer 0 "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
+	for pass in $(seq $HOOK_PASSES); do
+		read -r c0 t0 <<<"$(prog_stats connect4)"
+		incg "$OWN" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$HOOK_S" 1000000 >/dev/null
+		read -r c1 t1 <<<"$(prog_stats connect4)"
+		c0b=$(prog_stats bare/bare_connect4)
+		incg "$BARE/app" taskset -c $CLIENT_CPU "$BENCH" rate 127.0.0.1 $P "$HOOK_S" 1000000 >/dev/null
+		read -r bc0 bt0 <<<"$c0b"
+		read -r bc1 bt1 <<<"$(prog_stats bare/bare_connect4)"
+		sample "hook_ns_$n" connect4_real_peer $pass "$(hook_ns $c0 $t0 $c1 $t1)" ns/call
+		# its own yardstick beside it, for the per-pass ratio
+		sample "hook_ns_$n" bare_connect4_real_peer $pass "$(hook_ns $bc0 $bt0 $bc1 $bt1)" ns/call
+	done
 done
 # a hook cost is only worth its name if its client was redirected: fail loudly otherwise
 [ "$("$HOSTLO" stats -j | jq "[.[] | select(.cgroup == \"/$HL_NAME-own\") | .connect_redirected] | add // 0")" -gt 0 ] ||
@@ -221,17 +263,13 @@ for path in direct hostlo; do
 	done
 done
 sysctl -qw kernel.bpf_stats_enabled=0
-# the connection rate of a redirected connection with the client shown as 127.0.0.1 (the default) and
-# without it (--real-peer: no flow noted, no host program on accept), alternating
-for r in $(seq "$ROUNDS"); do
-	for mode in local real; do
-		rules=(--connect $P --connect $PT --connect $P6)
-		[ $mode = real ] && rules=(--connect $P --real-peer --connect $PT --real-peer --connect $P6 --real-peer)
-		"$HOSTLO" attach --cgroup /$HL_NAME "${rules[@]}" >/dev/null
-		sample rate_peer "$mode" "$r" "$(on hostlo "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000 | field rate)" conn/s
-	done
-done
-"$HOSTLO" attach --cgroup /$HL_NAME --connect $P --connect $PT --connect $P6 >/dev/null
+# what showing the client as 127.0.0.1 (the default) costs a connection: taking turns with direct, a
+# redirected client whose rule has --real-peer (no flow noted, nothing marked on accept), in a cgroup of
+# its own beside the test host's
+mkdir -p "$CG2/$HL_NAME-real"
+"$HOSTLO" attach --cgroup /$HL_NAME-real --connect $P=$HOST_IP --real-peer >/dev/null || exit 1
+mix rate_peer "$MIX_SC_S" $P $CLIENT_CPU direct hostlo real
+"$HOSTLO" detach --cgroup /$HL_NAME-real >/dev/null
 
 echo "scale: $SCALE_N attached cgroups"
 SC=$CG2/$HL_NAME-scale
@@ -260,13 +298,7 @@ for mode in text json; do
 		sample "stats_ms_$mode" scale "$r" "$(awk -v d=$(($(date +%s%N) - s)) 'BEGIN { printf "%.1f", d / 1e6 }')" ms
 	done
 done
-for r in $(seq "$ROUNDS"); do
-	pair=(direct hostlo)
-	[ $((r % 2)) = 0 ] && pair=(hostlo direct)
-	for path in "${pair[@]}"; do
-		sample rate_scaled $path "$r" "$(on $path "$BENCH" rate "$(addr_of $path)" $P "$RATE_S" 1000000 | field rate)" conn/s
-	done
-done
+mix rate_scaled $MIX_SC_S $P $CLIENT_CPU direct hostlo
 
 python3 "$ROOT/tests/bench/report.py" "$OUT" "$QUICK" || exit 1
 [ "$watch_rc" = 0 ] || { echo "hostlo: bench: watch-latency.sh failed (exit $watch_rc): its figures are missing" >&2; exit 1; }

@@ -11,32 +11,50 @@ from collections import defaultdict
 
 out, quick = sys.argv[1], sys.argv[2] == "1"
 samples = defaultdict(list)
+by_round = defaultdict(dict)
 units = {}
 with open(os.path.join(out, "samples.csv")) as f:
     for row in csv.DictReader(f):
         samples[(row["figure"], row["path"])].append(float(row["value"] or 0))
+        by_round[(row["figure"], row["path"])][row["round"]] = float(row["value"] or 0)
         units[row["figure"]] = row["unit"]
 
 def med(fig, path):
     v = samples.get((fig, path))
     return statistics.median(v) if v else None
 
+def spread(fig, path):
+    """min and max; the 10th and 90th percentiles where there are many short samples (bench mix's turns)"""
+    v = sorted(samples.get((fig, path), [0]))
+    if len(v) <= 20:
+        return v[0], v[-1]
+    return v[len(v) // 10], v[len(v) * 9 // 10]
+
 def span(fig, path):
-    v = samples.get((fig, path), [0])
-    return f"{min(v):g}-{max(v):g}"
+    lo, hi = spread(fig, path)
+    return f"{lo:g}-{hi:g}"
+
+def ratio(fig, path, base="direct"):
+    """path against base: the median of the per-round ratios where both were measured side by side in
+    each round (a drift of the machine between rounds cancels out), else the ratio of the medians"""
+    a, b = by_round.get((fig, path), {}), by_round.get((fig, base), {})
+    pairs = [a[r] / b[r] for r in a if r != "0" and r in b and b[r]]
+    if len(pairs) >= 2:
+        return statistics.median(pairs)
+    m, d = med(fig, path), med(fig, base)
+    return m / d if m is not None and d else 0
 
 paths = ["direct", "hostlo", "iptables", "socat"]
 lines = ["| figure | " + " | ".join(paths) + " |", "|---|" + "---|" * len(paths)]
 summary = {"quick": quick, "figures": {}}
 for fig, better in [("rate", "higher"), ("cpu", "lower"), ("p50", "lower"), ("p99", "lower"), ("throughput", "higher")]:
-    base = med(fig, "direct")
     cells = []
     for p in paths:
-        m = med(fig, p)
-        ratio = m / base if m is not None and base else 0
-        cells.append(f"{m:g} ({ratio:.2f}x) [{span(fig, p)}]")
-        summary["figures"].setdefault(fig, {})[p] = {"median": m, "ratio_to_direct": round(ratio, 3),
-                                                     "min": min(samples[(fig, p)]), "max": max(samples[(fig, p)])}
+        m, x = med(fig, p), ratio(fig, p)
+        lo, hi = spread(fig, p)
+        cells.append(f"{m:g} ({x:.3f}x) [{span(fig, p)}]")
+        summary["figures"].setdefault(fig, {})[p] = {"median": m, "ratio_to_direct": round(x, 3), "low": lo, "high": hi,
+                                                     "samples": len(samples[(fig, p)])}
     lines.append(f"| {fig} ({units[fig]}, {better} is better) | " + " | ".join(cells) + " |")
 
 # each hook's ns/call beside the bare rewrite program's, measured in the same run on the same loops;
@@ -50,20 +68,26 @@ for n in ("1", "1000", "10000"):
     for h in ("connect4", "connect6", "getpeername6", "bare_connect4", "bare_connect6") + VARIANTS + FLOORS:
         hook.setdefault(n, {})[h] = med(f"hook_ns_{n}", h)
     for h in ("connect4", "connect6") + VARIANTS + FLOORS:
-        bare = hook[n]["bare_connect6" if h == "connect6" else "bare_connect4"]
-        bare_ratio.setdefault(n, {})[h] = round(hook[n][h] / bare, 2) if hook[n][h] and bare else None
+        # each pass ran hostlo's loop and the bare rewrite's back to back: the median of per-pass ratios
+        bare = {"connect6": "bare_connect6", "connect4_real_peer": "bare_connect4_real_peer"}.get(h, "bare_connect4")
+        x = ratio(f"hook_ns_{n}", h, bare)
+        bare_ratio.setdefault(n, {})[h] = round(x, 2) if x else None
 summary["hook_ns_per_call"] = hook
 summary["hook_ratio_to_bare"] = bare_ratio
 unpinned = {p: med("rate_unpinned", p) for p in ("direct", "hostlo")}
-unpinned["ratio"] = round((unpinned["hostlo"] or 0) / (unpinned["direct"] or 1), 3)
+unpinned["ratio"] = round(ratio("rate_unpinned", "hostlo"), 3)
+unpinned["rounds"] = len(samples[("rate_unpinned", "hostlo")])
 summary["rate_unpinned"] = unpinned
 host_hook = {f"{h}_{p}": med("hook_ns_host", f"{h}_{p}") for h in ("peer4", "sockops") for p in ("direct", "hostlo")}
 summary["host_hook_ns_per_call"] = host_hook
-rate_peer = {m: med("rate_peer", m) for m in ("local", "real")}
+rate_peer = {"local": med("rate_peer", "hostlo"), "real": med("rate_peer", "real")}
 summary["rate_peer"] = rate_peer
+peer_ratio = {"local": round(ratio("rate_peer", "hostlo"), 3), "real": round(ratio("rate_peer", "real"), 3),
+              "direct": med("rate_peer", "direct"), "rounds": len(samples[("rate_peer", "hostlo")])}
+summary["rate_peer_ratio"] = peer_ratio
 scale = {k: med(k, "scale") for k in ("attach_ms", "start_ms", "kmem_kib", "stats_rows",
                                        "stats_ms_text", "stats_ms_json")}
-scale["rate_scaled_ratio"] = (med("rate_scaled", "hostlo") or 0) / (med("rate_scaled", "direct") or 1)
+scale["rate_scaled_ratio"] = ratio("rate_scaled", "hostlo")
 summary["scale"] = scale
 summary["redirected"] = med("redirected", "hostlo")
 failed = sum(sum(samples.get(("rate_failed", p), [0])) for p in paths)
@@ -87,9 +111,15 @@ targets = [
 ]
 summary["targets"] = {name: ok for name, ok in targets}
 
-lines += ["", f"unpinned connection rate (client and server on any CPU): direct {unpinned['direct'] or 0:g}, "
-          f"hostlo {unpinned['hostlo'] or 0:g} conn/s ({unpinned['ratio']:.2f}x)"]
-lines += ["", "| hook (ns/call; x the bare rewrite, same run) | 1 rule | 1,000 rules | 10,000 rules |",
+rounds = len(samples[("rate", "hostlo")])
+lines += ["", f"rate: direct, hostlo and iptables took turns, {rounds} rounds of a batch each (bench mix); x: the "
+          f"median of the per-round ratios to direct; [p10-p90 of the turns]; socat: {len(samples[('rate', 'socat')])} "
+          f"runs of its own, x: to direct's median. The other figures: {len(samples[('p50', 'hostlo')])} rounds, "
+          "x: the median of per-round ratios, [min-max]."]
+lines += ["", f"unpinned connection rate (client and server on any CPU, {unpinned['rounds']} rounds): direct "
+          f"{unpinned['direct'] or 0:g}, hostlo {unpinned['hostlo'] or 0:g} conn/s ({unpinned['ratio']:.3f}x)"]
+passes = len(samples[("hook_ns_1", "connect4")])
+lines += ["", f"| hook (ns/call, median of {passes} passes; x the bare rewrite: median of per-pass ratios) | 1 rule | 1,000 rules | 10,000 rules |",
           "|---|---|---|---|"]
 for h in ("connect4", "connect6") + VARIANTS + FLOORS:
     lines.append(f"| {h} | " + " | ".join(f"{hook[n][h] or 0:g} ({bare_ratio[n][h] or 0:g}x)"
@@ -99,8 +129,9 @@ for h in ("getpeername6", "bare_connect4", "bare_connect6"):
 lines += ["", "| host side on accept() (ns/call) | unrelated (direct) | redirected |", "|---|---|---|"]
 for h in ("peer4", "sockops"):
     lines.append(f"| {h} | {host_hook[h + '_direct'] or 0:g} | {host_hook[h + '_hostlo'] or 0:g} |")
-lines += ["", f"redirected connection rate: client shown as 127.0.0.1 {rate_peer['local'] or 0:g} conn/s, "
-          f"--real-peer {rate_peer['real'] or 0:g} conn/s"]
+lines += ["", f"redirected connection rate, taking turns with direct ({peer_ratio['direct'] or 0:g} conn/s, "
+          f"{peer_ratio['rounds']} rounds): client shown as 127.0.0.1 {rate_peer['local'] or 0:g} conn/s "
+          f"({peer_ratio['local']:.3f}x), --real-peer {rate_peer['real'] or 0:g} conn/s ({peer_ratio['real']:.3f}x)"]
 lines += ["", f"scale ({int(scale['stats_rows'] or 0)} cgroups with counters): attach {scale['attach_ms']:g} ms each "
           f"(a hostlo process's start alone, `hostlo version`: {scale['start_ms'] or 0:g} ms), kernel memory {scale['kmem_kib']:g} KiB each (Slab+Percpu delta), "
           f"`hostlo stats` {scale['stats_ms_text']:g} ms, "
@@ -126,11 +157,11 @@ with open(os.path.join(out, "summary.json"), "w") as f:
 
 with open(os.path.join(out, "chart.dat"), "w") as f:
     for p in paths:
-        f.write(f"{p} {med('rate', p):.1f} {min(samples[('rate', p)]):.1f} {max(samples[('rate', p)]):.1f} "
-                f"{med('p99', p):.1f}\n")
+        lo, hi = spread("rate", p)
+        f.write(f"{p} {med('rate', p):.1f} {lo:.1f} {hi:.1f} {med('p99', p):.1f}\n")
 gp = f"""set terminal pngcairo size 900,420 font ",11"
 set output "{out}/chart.png"
-set multiplot layout 1,2 title "hostlo vs direct, iptables DNAT, socat ({os.cpu_count()} cores; medians, bars min-max)"
+set multiplot layout 1,2 title "hostlo vs direct, iptables DNAT, socat ({os.cpu_count()} cores; medians, bars p10-p90)"
 set style fill solid 0.6
 set boxwidth 0.6
 set yrange [0:*]

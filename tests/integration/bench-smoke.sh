@@ -14,6 +14,12 @@ for fig in rate p50 throughput; do
 	check "$fig: every path measured (a value above 0 for each)" "4" \
 		"$(jq --arg f $fig '[.figures[$f][] | select(.median > 0)] | length' "$out/summary.json")"
 done
+check "rate: direct, hostlo and iptables took turns (bench mix), 2 rounds or more each" true \
+	"$(jq '[.figures.rate.direct, .figures.rate.hostlo, .figures.rate.iptables | .samples >= 2] | all' "$out/summary.json")"
+check "hook figures: the median of 2 passes (QUICK), hostlo's and the bare rewrite's in each" "2 2" \
+	"$(awk -F, '$1 == "hook_ns_1" && $2 == "connect4" { a++ } $1 == "hook_ns_1" && $2 == "bare_connect4" { b++ } END { print a + 0, b + 0 }' "$out/samples.csv")"
+expect "bench mix: a client that cannot enter its namespace is an error, not a silent rate" 1 \
+	"bench: mix: enter /nonexistent/ns:.*bench: mix: the client of x is gone" -- "$ROOT/build/bench/bench" mix 1 10 x=-,/nonexistent/ns,127.0.0.1,9
 check "no connect failed on any path" 0 "$(jq .failed_connects "$out/summary.json" | cut -d. -f1)"
 check "hostlo really redirected (its counter moved)" yes "$(jq 'if .redirected > 0 then "yes" else "no" end' -r "$out/summary.json")"
 check "hook cost measured for connect4 at 1, 1000 and 10000 rules" 3 "$(jq '[.hook_ns_per_call[].connect4 | select(. > 0)] | length' "$out/summary.json")"
@@ -25,8 +31,8 @@ check "connect4 with --real-peer rules, and from a cgroup below the attached one
 check "the floors (bare + socket storage, bare + listener lookup) measured on connect4 with their ratios" 12 \
 	"$(jq '[(.hook_ns_per_call[], .hook_ratio_to_bare[]) | .floor_state_connect4, .floor_listener_connect4 | select(. > 0)] | length' "$out/summary.json")"
 check "an unpinned round: direct and hostlo measured" 2 "$(jq '[.rate_unpinned.direct, .rate_unpinned.hostlo | select(. > 0)] | length' "$out/summary.json")"
-check "host side measured: peer4 on unrelated and redirected accepts, the rate with and without --real-peer" "2 2" \
-	"$(jq '[.host_hook_ns_per_call.peer4_direct, .host_hook_ns_per_call.peer4_hostlo | select(. > 0)] | length' "$out/summary.json") $(jq '[.rate_peer[] | select(. > 0)] | length' "$out/summary.json")"
+check "host side measured: peer4 on unrelated and redirected accepts, the rate with and without --real-peer, each as a ratio to direct" "2 2 2" \
+	"$(jq '[.host_hook_ns_per_call.peer4_direct, .host_hook_ns_per_call.peer4_hostlo | select(. > 0)] | length' "$out/summary.json") $(jq '[.rate_peer[] | select(. > 0)] | length' "$out/summary.json") $(jq '[.rate_peer_ratio.local, .rate_peer_ratio.real | select(. > 0)] | length' "$out/summary.json")"
 check "samples, table and chart written" "yes yes yes" \
 	"$([ -s "$out/samples.csv" ] && echo yes) $([ -s "$out/table.md" ] && echo yes) $(file "$out/chart.png" | grep -q PNG && echo yes)"
 check "make bench leaves no process behind (its socat proxies)" "" "$(pgrep -f 'socat TCP-LISTEN:[0-9]+,bind=127.0.0.1' | tr '\n' ' ')"
