@@ -117,24 +117,23 @@ spec_of() {
 # mix FIG SECONDS PORT CPU|any PATH...: the connection rate of the paths taking turns in batches of
 # BATCH connections (bench mix): every slow drift of a shared machine falls on each path alike, and each
 # round's rates are side by side (report.py takes the median of their per-round ratios). A sample of FIG
-# per path and round; for FIG rate, the CPU per connection and the failed connects too.
+# per path and round, the failed connects of each path; for FIG rate, the CPU per connection too.
 mix() {
-	local fig=$1 secs=$2 port=$3 cpu=$4 p specs=() out line
+	local fig=$1 secs=$2 port=$3 cpu=$4 p specs=() out line pin=()
 	shift 4
 	for p in "$@"; do specs+=("$p=$(spec_of $p $port)"); done
-	if [ "$cpu" = any ]; then out=$("$BENCH" mix "$secs" $BATCH "${specs[@]}")
-	else out=$(taskset -c "$cpu" "$BENCH" mix "$secs" $BATCH "${specs[@]}"); fi
-	[ -n "$out" ] || { echo "hostlo: bench: bench mix $fig measured nothing" >&2; exit 1; }
+	[ "$cpu" = any ] || pin=(taskset -c "$cpu")
+	out=$("${pin[@]}" "$BENCH" mix "$secs" $BATCH "${specs[@]}") && grep -q '^round=' <<<"$out" ||
+		{ echo "hostlo: bench: bench mix for $fig: a client could not run, or no round completed (see above)" >&2; exit 1; }
 	while read -r line; do
 		case $line in
 		round=*)
 			local r=${line%% *} kv
 			for kv in ${line#* }; do sample "$fig" "${kv%%=*}" "${r#round=}" "${kv#*=}" conn/s; done ;;
 		path=*)
-			[ "$fig" = rate ] || continue
 			p=${line#path=} p=${p%% *}
-			sample cpu "$p" 0 "$(field cpu_us_per_conn <<<"$line")" us/conn
-			sample rate_failed "$p" 0 "$(field failed <<<"$line")" count ;;
+			sample rate_failed "$p" 0 "$(field failed <<<"$line")" count
+			[ "$fig" = rate ] && sample cpu "$p" 0 "$(field cpu_us_per_conn <<<"$line")" us/conn ;;
 		esac
 	done <<<"$out"
 }

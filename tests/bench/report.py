@@ -23,6 +23,9 @@ def med(fig, path):
     v = samples.get((fig, path))
     return statistics.median(v) if v else None
 
+def n_of(fig, path):
+    return len(samples.get((fig, path), []))
+
 def spread(fig, path):
     """min and max; the 10th and 90th percentiles where there are many short samples (bench mix's turns)"""
     v = sorted(samples.get((fig, path), [0]))
@@ -38,7 +41,7 @@ def ratio(fig, path, base="direct"):
     """path against base: the median of the per-round ratios where both were measured side by side in
     each round (a drift of the machine between rounds cancels out), else the ratio of the medians"""
     a, b = by_round.get((fig, path), {}), by_round.get((fig, base), {})
-    pairs = [a[r] / b[r] for r in a if r != "0" and r in b and b[r]]
+    pairs = [a[r] / b[r] for r in a if r != "0" and r in b and a[r] > 0 and b[r] > 0]
     if len(pairs) >= 2:
         return statistics.median(pairs)
     m, d = med(fig, path), med(fig, base)
@@ -54,7 +57,7 @@ for fig, better in [("rate", "higher"), ("cpu", "lower"), ("p50", "lower"), ("p9
         lo, hi = spread(fig, p)
         cells.append(f"{m:g} ({x:.3f}x) [{span(fig, p)}]")
         summary["figures"].setdefault(fig, {})[p] = {"median": m, "ratio_to_direct": round(x, 3), "low": lo, "high": hi,
-                                                     "samples": len(samples[(fig, p)])}
+                                                     "samples": len(samples.get((fig, p), []))}
     lines.append(f"| {fig} ({units[fig]}, {better} is better) | " + " | ".join(cells) + " |")
 
 # each hook's ns/call beside the bare rewrite program's, measured in the same run on the same loops;
@@ -76,21 +79,21 @@ summary["hook_ns_per_call"] = hook
 summary["hook_ratio_to_bare"] = bare_ratio
 unpinned = {p: med("rate_unpinned", p) for p in ("direct", "hostlo")}
 unpinned["ratio"] = round(ratio("rate_unpinned", "hostlo"), 3)
-unpinned["rounds"] = len(samples[("rate_unpinned", "hostlo")])
+unpinned["rounds"] = n_of("rate_unpinned", "hostlo")
 summary["rate_unpinned"] = unpinned
 host_hook = {f"{h}_{p}": med("hook_ns_host", f"{h}_{p}") for h in ("peer4", "sockops") for p in ("direct", "hostlo")}
 summary["host_hook_ns_per_call"] = host_hook
 rate_peer = {"local": med("rate_peer", "hostlo"), "real": med("rate_peer", "real")}
 summary["rate_peer"] = rate_peer
 peer_ratio = {"local": round(ratio("rate_peer", "hostlo"), 3), "real": round(ratio("rate_peer", "real"), 3),
-              "direct": med("rate_peer", "direct"), "rounds": len(samples[("rate_peer", "hostlo")])}
+              "direct": med("rate_peer", "direct"), "rounds": n_of("rate_peer", "hostlo")}
 summary["rate_peer_ratio"] = peer_ratio
 scale = {k: med(k, "scale") for k in ("attach_ms", "start_ms", "kmem_kib", "stats_rows",
                                        "stats_ms_text", "stats_ms_json")}
 scale["rate_scaled_ratio"] = ratio("rate_scaled", "hostlo")
 summary["scale"] = scale
 summary["redirected"] = med("redirected", "hostlo")
-failed = sum(sum(samples.get(("rate_failed", p), [0])) for p in paths)
+failed = sum(sum(v) for (fig, _), v in samples.items() if fig == "rate_failed")  # every path of every run
 summary["failed_connects"] = failed
 
 r = summary["figures"]["rate"]
@@ -111,14 +114,14 @@ targets = [
 ]
 summary["targets"] = {name: ok for name, ok in targets}
 
-rounds = len(samples[("rate", "hostlo")])
+rounds = n_of("rate", "hostlo")
 lines += ["", f"rate: direct, hostlo and iptables took turns, {rounds} rounds of a batch each (bench mix); x: the "
-          f"median of the per-round ratios to direct; [p10-p90 of the turns]; socat: {len(samples[('rate', 'socat')])} "
-          f"runs of its own, x: to direct's median. The other figures: {len(samples[('p50', 'hostlo')])} rounds, "
+          f"median of the per-round ratios to direct; [p10-p90 of the turns]; socat: {n_of('rate', 'socat')} "
+          f"runs of its own, x: to direct's median. The other figures: {n_of('p50', 'hostlo')} rounds, "
           "x: the median of per-round ratios, [min-max]."]
 lines += ["", f"unpinned connection rate (client and server on any CPU, {unpinned['rounds']} rounds): direct "
           f"{unpinned['direct'] or 0:g}, hostlo {unpinned['hostlo'] or 0:g} conn/s ({unpinned['ratio']:.3f}x)"]
-passes = len(samples[("hook_ns_1", "connect4")])
+passes = n_of("hook_ns_1", "connect4")
 lines += ["", f"| hook (ns/call, median of {passes} passes; x the bare rewrite: median of per-pass ratios) | 1 rule | 1,000 rules | 10,000 rules |",
           "|---|---|---|---|"]
 for h in ("connect4", "connect6") + VARIANTS + FLOORS:
