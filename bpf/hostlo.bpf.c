@@ -98,7 +98,8 @@ struct {
 	__type(value, __u8);
 } hostlo_steer_ports SEC(".maps");
 
-/* Host side: the host services' accepted sockets whose client is shown as 127.0.0.1 (struct hostlo_peer). */
+/* Host side: the host services' accepted sockets marked by builds before HOSTLO_FLOW_ACCEPTED (struct
+ * hostlo_peer): only read, so that connections accepted before an upgrade keep showing 127.0.0.1. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -1232,53 +1233,81 @@ static __always_inline void listener_started(struct bpf_sock_ops *ctx)
 	bpf_sock_hash_update(ctx, &hostlo_listeners, &key, BPF_ANY);
 }
 
+/* The flow an accepted socket belongs to, as its client noted it. One field at a time: the verifier
+ * refuses the 8-byte load the compiler would make of remote_ip4 and local_ip4 side by side. */
+static __always_inline void accepted_of(struct bpf_sock_ops *ctx, struct hostlo_flow *f)
+{
+	f->saddr = read_once(&ctx->remote_ip4);
+	f->daddr = read_once(&ctx->local_ip4);
+	f->sport = bpf_htons((__u16)bpf_ntohl(ctx->remote_port));
+	f->dport = bpf_htons((__u16)ctx->local_port);
+}
+
+static __always_inline int in_host_netns(void *ctx)
+{
+	__u32 zero = 0;
+	struct hostlo_config *cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
+
+	return cfg && cfg->host_netns_cookie && bpf_get_netns_cookie(ctx) == cfg->host_netns_cookie;
+}
+
 /*
- * A host service's socket accepted a flow that is to show a loopback client: marked for the
- * getpeername4 / getsockname4 programs below. Only in the host's network namespace, only for the
- * exact 4-tuple noted at connect.
+ * A host service's socket accepted a flow that is to show a loopback client: the flow is marked
+ * accepted and now lives as long as this socket (its close callback removes it), so the
+ * getpeername4 / getsockname4 programs below find it by the socket's 4-tuple however late the
+ * service asks. No allocation: the flow's entry is the mark. Only in the host's network namespace;
+ * only sockets whose local address is a rule's target can be one (the rest pay no lookup).
  */
 static __always_inline void peer_accepted(struct bpf_sock_ops *ctx)
 {
-	struct hostlo_flow f = {
-		.saddr = ctx->remote_ip4,
-		.daddr = ctx->local_ip4,
-		.sport = bpf_htons((__u16)bpf_ntohl(ctx->remote_port)),
-		.dport = bpf_htons((__u16)ctx->local_port),
-	};
-	struct hostlo_flow_val *v = bpf_map_lookup_elem(&hostlo_flows, &f);
-	struct bpf_sock *sk = ctx->sk;
-	struct hostlo_config *cfg;
-	struct hostlo_peer *p;
-	__u32 zero = 0;
+	struct hostlo_flow f;
+	struct hostlo_flow_val *v;
 
-	if (!v || !(v->flags & HOSTLO_FLOW_LOCAL_PEER) || !sk)
+	if (!peer_target(ctx->local_ip4))
 		return;
-	cfg = bpf_map_lookup_elem(&hostlo_config, &zero);
-	if (!cfg || !cfg->host_netns_cookie || bpf_get_netns_cookie(ctx) != cfg->host_netns_cookie)
+	accepted_of(ctx, &f);
+	v = bpf_map_lookup_elem(&hostlo_flows, &f);
+	if (!v || !(v->flags & HOSTLO_FLOW_LOCAL_PEER) || !in_host_netns(ctx))
 		return;
-	p = bpf_sk_storage_get(&hostlo_peers, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!p)
-		return;
-	p->cgroup_id = v->cgroup_id;
-	p->attach_id = v->attach_id;
-	p->flags = v->flags & HOSTLO_FLOW_STEERED ? HOSTLO_PEER_STEERED : 0;
+	v->flags |= HOSTLO_FLOW_ACCEPTED;
+	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
 #define TCP_CLOSE_ 7
 
-static __always_inline int sockops(struct bpf_sock_ops *ctx, int percpu)
+/*
+ * A socket with a flow closed: its client, unless a host service accepted the flow (that socket
+ * removes it when it closes), or the host service's socket. The client's form is tried first; a
+ * socket of neither finds nothing. The accepted socket removes its flow before the kernel unhashes
+ * it, so no new connection of the same 4-tuple can have been accepted meanwhile.
+ */
+static __always_inline void flow_closed(struct bpf_sock_ops *ctx)
 {
 	struct hostlo_flow f = {};
+	struct hostlo_flow_val *v;
 
+	flow_of(ctx, &f);
+	v = bpf_map_lookup_elem(&hostlo_flows, &f);
+	if (v) {
+		if (!(v->flags & HOSTLO_FLOW_ACCEPTED))
+			bpf_map_delete_elem(&hostlo_flows, &f);
+		return;
+	}
+	accepted_of(ctx, &f);
+	v = bpf_map_lookup_elem(&hostlo_flows, &f);
+	if (v && (v->flags & HOSTLO_FLOW_ACCEPTED))
+		bpf_map_delete_elem(&hostlo_flows, &f);
+}
+
+static __always_inline int sockops(struct bpf_sock_ops *ctx, int percpu)
+{
 	switch (ctx->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 		flow_started(ctx, percpu);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		if (ctx->args[1] == TCP_CLOSE_) {
-			flow_of(ctx, &f);
-			bpf_map_delete_elem(&hostlo_flows, &f);
-		}
+		if (ctx->args[1] == TCP_CLOSE_)
+			flow_closed(ctx);
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		listen_counted();
@@ -1341,33 +1370,77 @@ int hostlo_lookup(struct bpf_sk_lookup *ctx)
 
 /*
  * Host side, two more programs on the cgroup2 root, linked only while some steering rule shows a
- * loopback client: for a socket marked by peer_accepted(), accept() and getpeername() give
+ * loopback client: for a socket whose flow peer_accepted() marked, accept() and getpeername() give
  * 127.0.0.1 and the client's own port, and getsockname() gives 127.0.0.1:PORT where the connection
- * was steered to a loopback listener. Any other socket: one socket-storage probe, nothing changed.
+ * was steered to a loopback listener. Any other socket: nothing changed, and a lookup only when
+ * its local address is a rule's target.
  */
+/* The socket's peer port, network order. A 4-byte load: the field was that wide before Linux 5.18,
+ * which still accepts the load, so one build loads everywhere. */
+static __always_inline __be16 sock_dport(const struct bpf_sock *sk)
+{
+	return (__be16)*(const volatile __u32 *)&sk->dst_port;
+}
+
+struct host_peer {
+	__u64 cgroup_id;
+	__u64 attach_id;
+	__u32 *flags;                    /* the flow's, or the older build's mark's */
+	__u32 steered, shown;            /* the bits of *flags that say so */
+};
+
+static __always_inline int host_peer(struct bpf_sock_addr *ctx, struct host_peer *h)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct hostlo_peer *p;
+	struct hostlo_flow f;
+	struct hostlo_flow_val *v;
+
+	if (!sk)
+		return 0;
+	if (peer_target(sk->src_ip4)) {
+		f.saddr = sk->dst_ip4;
+		f.daddr = sk->src_ip4;
+		f.sport = sock_dport(sk);
+		f.dport = bpf_htons((__u16)sk->src_port);
+		v = bpf_map_lookup_elem(&hostlo_flows, &f);
+		if (v && (v->flags & HOSTLO_FLOW_ACCEPTED)) {
+			*h = (struct host_peer){ .cgroup_id = v->cgroup_id, .attach_id = v->attach_id, .flags = &v->flags,
+						 .steered = HOSTLO_FLOW_STEERED, .shown = HOSTLO_FLOW_SHOWN };
+			return 1;
+		}
+	}
+	p = bpf_sk_storage_get(&hostlo_peers, sk, 0, 0);
+	if (!p)
+		return 0;
+	*h = (struct host_peer){ .cgroup_id = p->cgroup_id, .attach_id = p->attach_id, .flags = &p->flags,
+				 .steered = HOSTLO_PEER_STEERED, .shown = HOSTLO_PEER_SHOWN };
+	return 1;
+}
+
 SEC("cgroup/getpeername4")
 int hostlo_host_peer4(struct bpf_sock_addr *ctx)
 {
-	struct hostlo_peer *p = bpf_sk_storage_get(&hostlo_peers, ctx->sk, 0, 0);
+	struct host_peer h;
 	__be32 real = ctx->user_ip4;
 
-	if (!p)
+	if (!host_peer(ctx, &h))
 		return SYS_PROCEED;
 	ctx->user_ip4 = bpf_htonl(LOOPBACK4);
-	if (p->flags & HOSTLO_PEER_SHOWN)
+	if (*h.flags & h.shown)
 		return SYS_PROCEED;
-	p->flags |= HOSTLO_PEER_SHOWN;
-	count_row(p->cgroup_id, p->attach_id, HOSTLO_CNT_HOST_PEER_LOCAL);
-	trace_row(ctx, p->cgroup_id, HOSTLO_EV_PEER_LOCAL, HOSTLO_ORIG_LO4, p->attach_id, real, (__be16)ctx->user_port);
+	*h.flags |= h.shown;
+	count_row(h.cgroup_id, h.attach_id, HOSTLO_CNT_HOST_PEER_LOCAL);
+	trace_row(ctx, h.cgroup_id, HOSTLO_EV_PEER_LOCAL, HOSTLO_ORIG_LO4, h.attach_id, real, (__be16)ctx->user_port);
 	return SYS_PROCEED;
 }
 
 SEC("cgroup/getsockname4")
 int hostlo_host_name4(struct bpf_sock_addr *ctx)
 {
-	struct hostlo_peer *p = bpf_sk_storage_get(&hostlo_peers, ctx->sk, 0, 0);
+	struct host_peer h;
 
-	if (p && (p->flags & HOSTLO_PEER_STEERED))
+	if (host_peer(ctx, &h) && (*h.flags & h.steered))
 		ctx->user_ip4 = bpf_htonl(LOOPBACK4);
 	return SYS_PROCEED;
 }

@@ -167,7 +167,9 @@ struct hostlo_sock {
 /*
  * Host side. A redirected TCP connection that may be steered, as the host sees its SYN: the
  * container's source, the gateway and port. Written when the connection starts, removed when it
- * closes; the host's sk_lookup program hands only these to a loopback listener.
+ * closes; the host's sk_lookup program hands only these to a loopback listener. One that is to show
+ * a loopback client and that a host service accepted (HOSTLO_FLOW_ACCEPTED) is that service's socket's
+ * mark: it stays until that socket closes, however long the client has been gone.
  */
 struct hostlo_flow {
 	__be32 saddr;
@@ -185,11 +187,14 @@ struct hostlo_flow_val {
 
 #define HOSTLO_FLOW_LOCAL_PEER 0x1       /* the host service accepting it sees the client as 127.0.0.1 */
 #define HOSTLO_FLOW_STEERED 0x2          /* hostlo_lookup handed it to a host loopback listener */
+#define HOSTLO_FLOW_ACCEPTED 0x4         /* a host service accepted it: its socket removes the flow */
+#define HOSTLO_FLOW_SHOWN 0x8            /* counted and traced (once per connection) */
 
 /*
- * hostlo_peers value: a host service's accepted socket whose client is a flow with
- * HOSTLO_FLOW_LOCAL_PEER. Its accept()/getpeername() show 127.0.0.1 and the client's port; with
- * HOSTLO_PEER_STEERED its getsockname() shows 127.0.0.1 too. Freed by the kernel with the socket.
+ * hostlo_peers value: the mark in socket storage that builds before HOSTLO_FLOW_ACCEPTED gave a host
+ * service's accepted socket whose client is a flow with HOSTLO_FLOW_LOCAL_PEER (a socket storage
+ * allocated per connection). Now only read, so that connections accepted before an in-place upgrade
+ * keep showing 127.0.0.1 and the client's port; with HOSTLO_PEER_STEERED getsockname() 127.0.0.1 too.
  */
 struct hostlo_peer {
 	__u64 cgroup_id;                 /* the container's cgroup (counter row, trace) ... */

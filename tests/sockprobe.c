@@ -7,6 +7,10 @@
  *                                             exists, print "peer=A:P" again ("error=timeout" and exit 1
  *                                             if FILE did not appear within 30 s)
  *   sockprobe bind ADDR PORT SECONDS          bind+listen; print "local=A:P", answer one client "bound"
+ *   sockprobe late ADDR PORT FILE             serve one client as a service that asks late: print
+ *                                             "accepted=A:P" (accept's peer), answer "hello", wait for
+ *                                             the client to close, print "late=A:P name=A:P" (getpeername,
+ *                                             getsockname) and "waiting"; close once FILE exists, print "closed"
  *   sockprobe udpserve ADDR PORT REPLY SECONDS  answer every datagram with REPLY
  *   sockprobe udpfan ADDR LO HI              one socket sends to ports LO..HI, then prints each reply
  *   sockprobe udp ADDR PORT [connected]       send one datagram (sendto, or connect+send); print
@@ -143,6 +147,18 @@ static int do_connect(const char *addr, const char *port, int count)
 	return failed;
 }
 
+static int wait_file(const char *file)
+{
+	for (int i = 0; access(file, F_OK) != 0; i++) {
+		if (i == 300) {
+			printf("error=timeout\n");
+			return 1;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
 /* One connection held open across something the test does meanwhile (a rule change). */
 static int hold(const char *addr, const char *port, const char *file)
 {
@@ -157,19 +173,46 @@ static int hold(const char *addr, const char *port, const char *file)
 		return 1;
 	}
 	printf("peer=%s\nready\n", fmt(&peer, buf, sizeof(buf)));
-	for (int i = 0; access(file, F_OK) != 0; i++) {
-		if (i == 300) {
-			printf("error=timeout\n");
-			return 1;
-		}
-		usleep(100000);
-	}
+	if (wait_file(file))
+		return 1;
 	plen = sizeof(peer);
 	if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0) {
 		printf("error=%s\n", strerrorname_np(errno));
 		return 1;
 	}
 	printf("peer=%s\n", fmt(&peer, buf, sizeof(buf)));
+	return 0;
+}
+
+/* A service that asks for its client's address only after the client has gone (Redis computes
+ * CLIENT LIST's addr lazily), and keeps the connection until the test has looked at the host side. */
+static int late(int fd, const char *file)
+{
+	struct sockaddr_storage peer, name;
+	socklen_t plen = sizeof(peer), nlen = sizeof(name);
+	char a[80], b[80], c;
+	int conn = accept(fd, (struct sockaddr *)&peer, &plen);
+
+	if (conn < 0) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("accepted=%s\n", fmt(&peer, a, sizeof(a)));
+	timeouts(conn);
+	if (write(conn, "hello\n", 6) != 6 || read(conn, &c, 1) != 0) {
+		printf("error=%s\n", errno ? strerrorname_np(errno) : "client did not close");
+		return 1;
+	}
+	plen = sizeof(peer);
+	if (getpeername(conn, (struct sockaddr *)&peer, &plen) != 0 || getsockname(conn, (struct sockaddr *)&name, &nlen) != 0) {
+		printf("error=%s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("late=%s name=%s\nwaiting\n", fmt(&peer, a, sizeof(a)), fmt(&name, b, sizeof(b)));
+	if (wait_file(file))
+		return 1;
+	close(conn);
+	printf("closed\n");
 	return 0;
 }
 
@@ -273,6 +316,8 @@ int main(int argc, char **argv)
 		return hold(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(argv[1], "bind") == 0)
 		return serve(listener(argv[2], argv[3]), "bound", atoi(argv[4]), 1);
+	if (argc == 5 && strcmp(argv[1], "late") == 0)
+		return late(listener(argv[2], argv[3]), argv[4]);
 	if (argc == 6 && strcmp(argv[1], "udpserve") == 0)
 		return udp_serve(argv[2], argv[3], argv[4], atoi(argv[5]));
 	if (argc == 5 && strcmp(argv[1], "udpfan") == 0)
@@ -280,7 +325,7 @@ int main(int argc, char **argv)
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "udp") == 0)
 		return udp_ask(argv[2], argv[3], argc == 5 && strcmp(argv[4], "connected") == 0);
 	fprintf(stderr, "usage: sockprobe serve ADDR PORT REPLY SECONDS | connect ADDR PORT [COUNT] | "
-			"hold ADDR PORT FILE | bind ADDR PORT SECONDS | udpserve ADDR PORT REPLY SECONDS | udp ADDR PORT [connected] | "
+			"hold ADDR PORT FILE | bind ADDR PORT SECONDS | late ADDR PORT FILE | udpserve ADDR PORT REPLY SECONDS | udp ADDR PORT [connected] | "
 			"udpfan ADDR LO HI\n");
 	return 2;
 }

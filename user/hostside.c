@@ -413,13 +413,31 @@ static bool sockops_linked(struct state *st, const char *mnt)
 	return stat(mnt, &sb) == 0 && host_link_matches(st, HOST_HOOK_SOCKOPS, p, sb.st_ino);
 }
 
+/*
+ * The flows left once the programs are gone: a host service's open connection keeps its flow, and no
+ * close callback runs now to remove it. Emptied, so that none is taken for a later connection of the
+ * same 4-tuple when the host side comes back.
+ */
+static int flows_clear(struct state *st, char *err)
+{
+	struct hostlo_flow *keys = NULL;
+	size_t nk = 0;
+
+	if (map_keys(st->flows_fd, sizeof(*keys), (void **)&keys, &nk, err))
+		return -1;
+	for (size_t i = 0; i < nk; i++)
+		bpf_map_delete_elem(st->flows_fd, &keys[i]);
+	free(keys);
+	return 0;
+}
+
 /* No rule steers: programs first, so nothing is steered while the maps are emptied. */
 static int host_side_down(struct state *st, const uint8_t *want, char *err)
 {
 	if (listen_memo_set(st, false, err))
 		return -1;
 	host_links_pinned(st, true);
-	if (set_owner(st, 0, false, err) || set_ports(st, want, false, err))
+	if (set_owner(st, 0, false, err) || set_ports(st, want, false, err) || flows_clear(st, err))
 		return -1;
 	return set_owner(st, 0, true, err);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hostside-local.sh: the host side without a Docker engine (for the kernel matrix, tests/kernels/run.sh):
 # the test host's "container" (a netns behind a veth, tests/testhost.sh) reaches host services that
-# listen only on the host's 127.0.0.1 (a real Redis, a socket server) through its own 127.0.0.1.
+# listen only on the host's 127.0.0.1 (a real Redis, a socket server) through its own 127.0.0.1, and a
+# host service that asks for its client's address only after the client has gone sees 127.0.0.1 too.
 # The feature needs Linux 5.17 (README, Requirements): on an older kernel it checks that hostlo says so
 # and that everything else still holds, and marks the suite "unsupported" in RESULT_FILE.
 source "$(dirname "$0")/../lib.sh"
@@ -10,7 +11,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 setup_host
 
-RP=16379 SP=16381 UP=16383   # redis; a socket server; a port no rule names
+RP=16379 SP=16381 UP=16383 LP=16387   # redis; a socket server; a port no rule names; a late-asking service
 PASS=hostlo-test-secret
 OUT=$STATE/out
 mkdir -p "$OUT"
@@ -20,6 +21,29 @@ supported=$(host_side_kernel && echo 1 || echo 0)
 
 rcli() { incg "$APP" timeout 10 redis-cli --no-auth-warning -a $PASS -h 127.0.0.1 -p $RP "$@" 2>&1; }
 hcli() { timeout 10 redis-cli --no-auth-warning -a $PASS -p $RP "$@" 2>&1; }
+flows() { bpftool -j map dump pinned "$HOSTLO_BPFFS/hostlo/flows" | jq length; }
+# late CG ADDR LISTEN: a client in cgroup CG connects to ADDR:$LP, served on the host at LISTEN:$LP by a
+# service that asks for its client's address after the client closed (sockprobe late). Prints what the
+# service saw (accept's peer address; "same" when getpeername then gave the same address and port; its
+# local address) and the flows the host side held before and after the service closed.
+late() {
+	local acc late name open
+	late_open "$@" || return
+	acc=$(sed -n 's/^accepted=//p' "$OUT/late") late=$(sed -n 's/^late=\([^ ]*\) .*/\1/p' "$OUT/late")
+	name=$(sed -n 's/.* name=//p' "$OUT/late") open=$(flows)
+	late_close
+	echo "accepted=${acc%:*} late=$([ -n "$late" ] && [ "$late" = "$acc" ] && echo same || echo "$late") name=$name flows=$open,$(flows)"
+}
+# late_open CG ADDR LISTEN: the service up and its client gone, its socket still open (late_close ends it)
+late_open() {
+	rm -f "$OUT/late-go"
+	on_host "$PROBE" late "$3" $LP "$OUT/late-go" >"$OUT/late" 2>&1 &
+	LATE_PID=$!
+	wait_ready "$OUT/late" || return
+	incg "$1" "$PROBE" connect "$2" $LP >/dev/null
+	for _ in $(seq 50); do grep -q '^waiting$' "$OUT/late" && return; sleep 0.1; done
+}
+late_close() { touch "$OUT/late-go"; wait $LATE_PID; }
 on_host redis-server --port $RP --bind 127.0.0.1 --requirepass $PASS --save '' --appendonly no --daemonize no \
 	>"$OUT/redis.log" 2>&1 &
 for _ in $(seq 100); do hcli ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
@@ -47,6 +71,28 @@ if [ "$supported" = 1 ]; then
 	expect "outside the attached cgroup: refused" 1 "^error=ECONNREFUSED$" -- incg "$CGO" "$PROBE" connect $HOST_IP $SP
 	check "host programs: sockops on the cgroup2 root; sockops, sk_lookup, peer4, sockname4 links pinned" "1 4" \
 		"$(bpftool cgroup show "$CG2" | grep -c hostlo_sockops) $(ls "$HOSTLO_BPFFS/hostlo/links" | grep -c '^host-')"
+	check "no flow left once those connections closed" 0 "$(flows)"
+
+	echo "# a service that asks for its client's address only after the client has gone"
+	counted=$(counter $REL/app host_peer_local)
+	expect "attach a rule for its port too" 0 "^attached $REL .*--connect tcp:$LP=$HOST_IP" -- \
+		"$HOSTLO" attach --cgroup $REL --connect $RP --connect $SP --connect $LP
+	check "on 0.0.0.0: 127.0.0.1 at accept and after the client closed; the flow lives as long as the service's socket" \
+		"accepted=127.0.0.1 late=same name=$HOST_IP:$LP flows=1,0" "$(late "$APP" 127.0.0.1 0.0.0.0)"
+	check "on 127.0.0.1 (steered; the listener came after attach): the same, and its own address is 127.0.0.1" \
+		"accepted=127.0.0.1 late=same name=127.0.0.1:$LP flows=1,0" "$(late "$APP" 127.0.0.1 127.0.0.1)"
+	check "the attached cgroup connecting to the gateway itself: its real address, no flow" \
+		"accepted=$CONT_IP late=same name=$HOST_IP:$LP flows=0,0" "$(late "$APP" $HOST_IP 0.0.0.0)"
+	check "outside the attached cgroup: its real address, no flow" \
+		"accepted=$CONT_IP late=same name=$HOST_IP:$LP flows=0,0" "$(late "$CGO" $HOST_IP 0.0.0.0)"
+	expect "nothing listens on the port: refused" 1 "^error=ECONNREFUSED$" -- incg "$APP" "$PROBE" connect 127.0.0.1 $LP
+	check "... and the refused connect left no flow" 0 "$(flows)"
+	check "host_peer_local counts the two connections shown as local" $((counted + 2)) "$(counter $REL/app host_peer_local)"
+	late_open "$APP" 127.0.0.1 0.0.0.0
+	open=$(flows)
+	"$HOSTLO" attach --cgroup $REL --connect $RP=$HOST_IP >/dev/null   # an explicit address: nothing steers
+	check "no rule steers any longer: the host side goes, with the flow of a connection still open" "1 0" "$open $(flows)"
+	late_close
 	expect "detach" 0 "^detached $REL$" -- "$HOSTLO" detach --cgroup $REL
 	check "no host link and no hostlo program on the cgroup2 root after detach" "0 0" \
 		"$(ls "$HOSTLO_BPFFS/hostlo/links" 2>/dev/null | grep -c '^host-') $(bpftool cgroup show "$CG2" | grep -c hostlo_)"
