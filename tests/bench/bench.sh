@@ -107,7 +107,7 @@ sample() { echo "$1,$2,$3,$4,$5" >>"$OUT/samples.csv"; }
 # spec_of PATH PORT: where PATH's client runs and what it connects to, for bench mix
 spec_of() {
 	case $1 in
-	direct) echo "$CGO,/run/netns/$NS,$HOST_IP,$2" ;;
+	direct | twin) echo "$CGO,/run/netns/$NS,$HOST_IP,$2" ;;   # twin: a second direct client
 	hostlo) echo "$CGT/app,/run/netns/$NS,127.0.0.1,$2" ;;
 	iptables) echo "-,/run/netns/$NAT_NS,127.0.0.1,$2" ;;
 	socat) echo "-,/run/netns/$SOCAT_NS,127.0.0.1,$2" ;;
@@ -141,8 +141,9 @@ mix() {
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r); rounds: $ROUNDS"
 # the connection rate: the paths taking turns, client on CLIENT_CPU, server on SERVER_CPU. Not socat:
 # its forks, still exiting when its turn ends, would slow whichever path came next; it has rounds of
-# its own below (it is ~40x slower: the comparison does not need it side by side).
-mix rate "$MIX_S" $P $CLIENT_CPU direct hostlo iptables
+# its own below (it is ~40x slower: the comparison does not need it side by side). And a second direct
+# client taking the same turns: what the harness reads when nothing differs, the resolution of this run.
+mix rate "$MIX_S" $P $CLIENT_CPU direct hostlo iptables twin
 echo "connection rate done"
 for r in $(seq "$ROUNDS"); do
 	out=$(on socat "$BENCH" rate 127.0.0.1 $P "$RATE_S" 1000000)

@@ -82,6 +82,10 @@ unpinned = {p: med("rate_unpinned", p) for p in ("direct", "hostlo")}
 unpinned["ratio"] = round(ratio("rate_unpinned", "hostlo"), 3)
 unpinned["rounds"] = n_of("rate_unpinned", "hostlo")
 summary["rate_unpinned"] = unpinned
+# the same direct path in a second client, taking the same turns: the harness's resolution in this run
+twin = {"ratio": round(ratio("rate", "twin"), 4), "low": spread("rate", "twin")[0], "high": spread("rate", "twin")[1],
+        "rounds": n_of("rate", "twin")}
+summary["rate_twin"] = twin
 host_hook = {f"{h}_{p}": med("hook_ns_host", f"{h}_{p}") for h in ("peer4", "sockops") for p in ("direct", "hostlo")}
 summary["host_hook_ns_per_call"] = host_hook
 rate_peer = {"local": med("rate_peer", "hostlo"), "real": med("rate_peer", "real")}
@@ -117,10 +121,12 @@ targets = [
 summary["targets"] = {name: ok for name, ok in targets}
 
 rounds = n_of("rate", "hostlo")
-lines += ["", f"rate: direct, hostlo and iptables took turns, {rounds} rounds of a batch each (bench mix); x: the "
+lines += ["", f"rate: direct, hostlo, iptables and a second direct client took turns, {rounds} rounds of a batch each (bench mix); x: the "
           f"median of the per-round ratios to direct; [p10-p90 of the turns]; socat: {n_of('rate', 'socat')} "
           f"runs of its own, x: to direct's median. The other figures: {n_of('p50', 'hostlo')} rounds, "
-          "x: the median of per-round ratios, [min-max]."]
+          "x: the median of per-round ratios, [min-max].",
+          "", f"the harness's resolution: a second direct client, taking the same turns, reads {twin['ratio']:.4f}x "
+          f"direct [{twin['low']:g}-{twin['high']:g}] (nothing differs between the two)"]
 lines += ["", f"unpinned connection rate (client and server on any CPU, {unpinned['rounds']} rounds): direct "
           f"{unpinned['direct'] or 0:g}, hostlo {unpinned['hostlo'] or 0:g} conn/s ({ratio('rate_unpinned', 'hostlo'):.4f}x)"]
 passes = n_of("hook_ns_1", "connect4")

@@ -30,6 +30,8 @@ check "connect4 with --real-peer rules, and from a cgroup below the attached one
 	"$(jq '[(.hook_ns_per_call[], .hook_ratio_to_bare[]) | .connect4_real_peer, .connect4_below | select(. > 0)] | length' "$out/summary.json")"
 check "the floors (bare + socket storage, bare + listener lookup) measured on connect4 with their ratios" 12 \
 	"$(jq '[(.hook_ns_per_call[], .hook_ratio_to_bare[]) | .floor_state_connect4, .floor_listener_connect4 | select(. > 0)] | length' "$out/summary.json")"
+check "the harness's resolution: a second direct client took the same turns, its ratio to direct measured" "yes" \
+	"$(jq -r 'if .rate_twin.ratio > 0 and .rate_twin.rounds >= 2 and .rate_twin.rounds == .figures.rate.hostlo.samples then "yes" else "no: \(.rate_twin)" end' "$out/summary.json")"
 check "an unpinned round: direct and hostlo measured" 2 "$(jq '[.rate_unpinned.direct, .rate_unpinned.hostlo | select(. > 0)] | length' "$out/summary.json")"
 check "host side measured: peer4 on unrelated and redirected accepts, the rate with and without --real-peer, each as a ratio to direct" "2 2 2" \
 	"$(jq '[.host_hook_ns_per_call.peer4_direct, .host_hook_ns_per_call.peer4_hostlo | select(. > 0)] | length' "$out/summary.json") $(jq '[.rate_peer[] | select(. > 0)] | length' "$out/summary.json") $(jq '[.rate_peer_ratio.local, .rate_peer_ratio.real | select(. > 0)] | length' "$out/summary.json")"
