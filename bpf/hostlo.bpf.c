@@ -1269,6 +1269,15 @@ static __always_inline void peer_accepted(struct bpf_sock_ops *ctx)
 	v = bpf_map_lookup_elem(&hostlo_flows, &f);
 	if (!v || !(v->flags & HOSTLO_FLOW_LOCAL_PEER) || !in_host_netns(ctx))
 		return;
+	/*
+	 * A note is accepted once. One already accepted was left by an earlier socket of this 4-tuple (its
+	 * close not seen while the programs were unlinked, or the mark written into an entry another flow
+	 * reused under us): removed, so that this socket, and any later one, shows its real address.
+	 */
+	if (v->flags & HOSTLO_FLOW_ACCEPTED) {
+		bpf_map_delete_elem(&hostlo_flows, &f);
+		return;
+	}
 	v->flags |= HOSTLO_FLOW_ACCEPTED;
 	bpf_sock_ops_cb_flags_set(ctx, ctx->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }

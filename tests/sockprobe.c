@@ -1,8 +1,8 @@
 /* sockprobe.c: the "application" of the tests: real sockets, and what they see, printed one per line.
  *
  *   sockprobe serve ADDR PORT REPLY SECONDS   listen; answer every client with REPLY; stop after SECONDS
- *   sockprobe connect ADDR PORT [COUNT]       connect COUNT times; print "peer=A:P got=REPLY" or
- *                                             "error=ERRNO_NAME"; exit 1 on any failure
+ *   sockprobe connect ADDR PORT [COUNT [FROM]]  connect COUNT times (from local port FROM); print
+ *                                             "peer=A:P got=REPLY" or "error=ERRNO_NAME"; exit 1 on any failure
  *   sockprobe hold ADDR PORT FILE             connect, print "peer=A:P" and "ready", wait until FILE
  *                                             exists, print "peer=A:P" again ("error=timeout" and exit 1
  *                                             if FILE did not appear within 30 s)
@@ -119,7 +119,7 @@ static int serve(int fd, const char *reply, int seconds, int max_clients)
 	return 0;
 }
 
-static int do_connect(const char *addr, const char *port, int count)
+static int do_connect(const char *addr, const char *port, int count, int from)
 {
 	int failed = 0;
 
@@ -131,6 +131,20 @@ static int do_connect(const char *addr, const char *port, int count)
 		ssize_t n;
 
 		timeouts(fd);
+		if (from) {
+			struct sockaddr_storage local;
+			socklen_t llen;
+			char fp[8];
+
+			snprintf(fp, sizeof(fp), "%d", from);
+			parse(ss.ss_family == AF_INET ? "0.0.0.0" : "::", fp, &local, &llen);
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+			if (bind(fd, (struct sockaddr *)&local, llen) != 0) {
+				printf("error=%s\n", strerrorname_np(errno));
+				close(fd);
+				return 1;
+			}
+		}
 		if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
 			printf("error=%s\n", strerrorname_np(errno));
 			failed = 1;
@@ -310,8 +324,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 6 && strcmp(argv[1], "serve") == 0)
 		return serve(listener(argv[2], argv[3]), argv[4], atoi(argv[5]), -1);
-	if ((argc == 4 || argc == 5) && strcmp(argv[1], "connect") == 0)
-		return do_connect(argv[2], argv[3], argc == 5 ? atoi(argv[4]) : 1);
+	if (argc >= 4 && argc <= 6 && strcmp(argv[1], "connect") == 0)
+		return do_connect(argv[2], argv[3], argc >= 5 ? atoi(argv[4]) : 1, argc == 6 ? atoi(argv[5]) : 0);
 	if (argc == 5 && strcmp(argv[1], "hold") == 0)
 		return hold(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(argv[1], "bind") == 0)
@@ -324,7 +338,7 @@ int main(int argc, char **argv)
 		return udp_fan(argv[2], atoi(argv[3]), atoi(argv[4]));
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "udp") == 0)
 		return udp_ask(argv[2], argv[3], argc == 5 && strcmp(argv[4], "connected") == 0);
-	fprintf(stderr, "usage: sockprobe serve ADDR PORT REPLY SECONDS | connect ADDR PORT [COUNT] | "
+	fprintf(stderr, "usage: sockprobe serve ADDR PORT REPLY SECONDS | connect ADDR PORT [COUNT [FROM]] | "
 			"hold ADDR PORT FILE | bind ADDR PORT SECONDS | late ADDR PORT FILE | udpserve ADDR PORT REPLY SECONDS | udp ADDR PORT [connected] | "
 			"udpfan ADDR LO HI\n");
 	return 2;
